@@ -1,0 +1,42 @@
+"""Benchmark cases, one module per loss family; read by ``python -m fastloss bench`` and asv.
+
+Each family module defines ``cases(quick: bool) -> list[Case]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+FAMILIES = ("elementwise", "rowwise", "ctc")
+
+
+@dataclass
+class Case:
+    """One benchmark workload.
+
+    ``make(dtype)`` returns ``(args, kwargs)`` for ``fastloss.value_and_grad(LOSSES[loss].func)``
+    (host NumPy arrays); ``nbytes`` is the traffic of one value+gradient pass (inputs read,
+    gradients written); ``peers`` maps a peer name ("numpy", "torch", "sklearn") to a
+    function ``(args, kwargs) -> zero-argument callable`` doing the same work, or raising
+    ``ImportError`` when the peer is missing.
+    """
+
+    loss: str
+    label: str
+    make: Callable
+    nbytes: Callable  # (args) -> int
+    peers: dict
+    argnums: object = 0
+
+
+def all_cases(quick: bool = False, families=FAMILIES) -> list:
+    import importlib
+
+    out = []
+    for fam in families:
+        try:
+            mod = importlib.import_module(f"fastloss._bench.{fam}")
+        except ImportError:
+            continue
+        out.extend(mod.cases(quick))
+    return out

@@ -1,0 +1,108 @@
+"""Compile the scalar math once per target and generate kernels from a few templates.
+
+* :func:`namespace` takes a math module (plain Python functions) and compiles every
+  function in it for one target — ``"cpu32"``, ``"cpu64"`` (``njit(inline='always')``) or
+  ``"cuda"`` (``cuda.jit(device=True)``) — with the primitive names (``exp``, ``log``,
+  ``log1p``) rebound to that target's versions: on the float32 CPU target they are the
+  vectorizable polynomials of :mod:`fastloss._fastmath`.
+* :func:`cpu_kernel` copies a CPU kernel template with some globals bound (the loss's
+  compiled math) under a unique, stable name, so that ``cache=True`` works per loss
+  across processes (a factory closure over a dispatcher would recompile every process,
+  numba issue 6264).  The name carries a digest of the math sources, so editing the math
+  invalidates the cache.
+
+Nothing here compiles at import time; kernels compile on first call.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import math
+import pathlib
+import threading
+import types
+
+import numpy as np
+
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # never nnan/ninf
+_PKG = pathlib.Path(__file__).parent
+_LOCK = threading.RLock()
+_NAMESPACES: dict = {}
+_KERNELS: dict = {}
+
+
+def digest() -> str:
+    """A short hash of every source file the kernels depend on."""
+    if "digest" not in _KERNELS:
+        h = hashlib.sha256()
+        for p in sorted(_PKG.rglob("*.py")):
+            h.update(p.read_bytes())
+        _KERNELS["digest"] = h.hexdigest()[:10]
+    return _KERNELS["digest"]
+
+
+def _prims(target: str) -> dict:
+    if target == "cpu32":
+        from . import _prims
+        return dict(_prims.F32_PRIMS)
+    return {"exp": math.exp, "log": math.log, "log1p": math.log1p}
+
+
+def _jit_for(target: str):
+    if target == "cuda":
+        from numba import cuda
+        return lambda f: cuda.jit(device=True)(f)
+    from numba import njit
+    return lambda f: njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(f)
+
+
+def namespace(module_name: str, target: str) -> dict:
+    """Every plain function of ``module_name`` compiled for ``target``, by name."""
+    key = (module_name, target)
+    with _LOCK:
+        if key not in _NAMESPACES:
+            mod = importlib.import_module(module_name)
+            ns = dict(vars(mod))
+            ns.update(_prims(target))
+            jit = _jit_for(target)
+            for name, f in vars(mod).items():
+                if isinstance(f, types.FunctionType) and f.__module__ == mod.__name__:
+                    nf = types.FunctionType(f.__code__, ns, name, f.__defaults__)
+                    nf.__qualname__ = f.__qualname__
+                    nf.__module__ = f.__module__
+                    nf.__doc__ = f.__doc__
+                    ns[name] = jit(nf)
+            _NAMESPACES[key] = ns
+        return _NAMESPACES[key]
+
+
+def cpu_kernel(template, tag: str, bind: dict, parallel: bool = True, boundscheck=None):
+    """A cacheable ``@njit`` copy of ``template`` named ``<template>__<tag>__<digest>``."""
+    from numba import njit
+
+    name = f"{template.__name__}__{tag}__{digest()}"
+    if boundscheck:
+        name += "__bc"
+    key = (template.__module__, name, parallel)
+    with _LOCK:
+        if key not in _KERNELS:
+            g = dict(template.__globals__)
+            g.update(bind)
+            f = types.FunctionType(template.__code__, g, name, template.__defaults__)
+            f.__qualname__ = name
+            f.__module__ = template.__module__
+            _KERNELS[key] = njit(parallel=parallel, cache=True, fastmath=set(FASTMATH),
+                                 error_model="numpy", boundscheck=boundscheck)(f)
+        return _KERNELS[key]
+
+
+def cached(key, build):
+    """Memoize ``build()`` under ``key`` (for CUDA kernels built by factories)."""
+    with _LOCK:
+        if key not in _KERNELS:
+            _KERNELS[key] = build()
+        return _KERNELS[key]
+
+
+def dtype_tag(dtype) -> str:
+    return "f32" if np.dtype(dtype) == np.float32 else "f64"

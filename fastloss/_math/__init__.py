@@ -1,0 +1,1 @@
+"""Scalar math of every loss, written once and compiled for each target by fastloss._compile."""

@@ -1,0 +1,28 @@
+"""CUDA tests: run in their own pytest process, under the simulator or on a real GPU.
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda -p no:cacheprovider
+
+The simulator must be enabled before numba is imported, hence the separate process.
+Without the simulator and without a GPU every test here is skipped.
+"""
+import os
+
+import pytest
+
+
+def _cuda_ok():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return True
+    try:
+        from numba import cuda
+        return cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda_ok():
+        return
+    skip = pytest.mark.skip(reason="no CUDA GPU and NUMBA_ENABLE_CUDASIM is not 1")
+    for item in items:
+        item.add_marker(skip)
