@@ -107,7 +107,8 @@ def _argnums(info: LossInfo, argnums):
         if not isinstance(i, int) or not 0 <= i < len(info.inputs):
             raise ValueError(f"{info.name}: argnums must index its inputs {info.inputs}, got {argnums!r}")
         if info.inputs[i] not in info.differentiable:
-            raise ValueError(f"{info.name}: no gradient with respect to {info.inputs[i]!r}; "
+            raise ValueError(f"{info.name}: argnums={argnums!r} asks for a gradient with respect to "
+                             f"{info.inputs[i]!r}; "
                              f"differentiable inputs are {info.differentiable}")
     return single, nums
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import math
+import os
 import pathlib
 import threading
 import types
@@ -45,6 +46,10 @@ def _prims(target: str) -> dict:
     if target == "cpu32":
         from . import _prims
         return dict(_prims.F32_PRIMS)
+    if target == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        # the simulator runs device code as Python: IEEE results (inf, NaN) instead of
+        # the math module's exceptions for log(0) or exp(1000)
+        return {"exp": np.exp, "log": np.log, "log1p": np.log1p}
     return {"exp": math.exp, "log": math.log, "log1p": math.log1p}
 
 
@@ -56,18 +61,34 @@ def _jit_for(target: str):
     return lambda f: njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(f)
 
 
+def _float32_code(code):
+    """``code`` with its float literals turned into float32, so float32 math stays float32.
+
+    (A Python float literal is float64 to Numba and would promote every expression it
+    touches, halving the vector width and pushing exp/log onto the float64 path.)
+    """
+    consts = tuple(np.float32(c) if type(c) is float else c for c in code.co_consts)
+    return code.replace(co_consts=consts)
+
+
 def namespace(module_name: str, target: str) -> dict:
-    """Every plain function of ``module_name`` compiled for ``target``, by name."""
+    """Every plain function of ``module_name`` compiled for ``target``, by name.
+
+    On ``"cpu32"`` float literals and float module constants become float32.
+    """
     key = (module_name, target)
     with _LOCK:
         if key not in _NAMESPACES:
             mod = importlib.import_module(module_name)
             ns = dict(vars(mod))
+            if target == "cpu32":
+                ns.update({k: np.float32(v) for k, v in ns.items() if type(v) is float})
             ns.update(_prims(target))
             jit = _jit_for(target)
             for name, f in vars(mod).items():
                 if isinstance(f, types.FunctionType) and f.__module__ == mod.__name__:
-                    nf = types.FunctionType(f.__code__, ns, name, f.__defaults__)
+                    code = _float32_code(f.__code__) if target == "cpu32" else f.__code__
+                    nf = types.FunctionType(code, ns, name, f.__defaults__)
                     nf.__qualname__ = f.__qualname__
                     nf.__module__ = f.__module__
                     nf.__doc__ = f.__doc__

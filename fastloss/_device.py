@@ -18,6 +18,8 @@ def on_cuda(x) -> bool:
     """True when ``x`` lives on a CUDA device (probed safely, never with ``hasattr``)."""
     if x is None or isinstance(x, (np.ndarray, int, float, list, tuple)):
         return False
+    if _is_sim(x):
+        return True
     try:
         x.__cuda_array_interface__
         return True
@@ -56,6 +58,24 @@ def resolve(device, named_arrays: dict, fn: str) -> str:
     return target
 
 
+def _is_sim(x) -> bool:
+    """A device array of the CUDA simulator (it has no ``__cuda_array_interface__``)."""
+    return "cuda.simulator" in type(x).__module__
+
+
+def as_device_array(x, name: str = "input", fn: str = "fastloss"):
+    """A Numba device-array view of a CUDA input (no copy)."""
+    if _is_sim(x):
+        return x
+    from numba import cuda
+
+    try:
+        return cuda.as_cuda_array(x)
+    except Exception as exc:
+        raise TypeError(f"{fn}: {name} cannot be read as a CUDA array ({exc}); "
+                        "detach PyTorch tensors that require grad first") from None
+
+
 def _is_cupy(x) -> bool:
     return type(x).__module__.split(".")[0] == "cupy"
 
@@ -73,11 +93,7 @@ def to_device(x, dtype, name: str, fn: str):
     from numba import cuda
 
     if on_cuda(x):
-        try:
-            d = cuda.as_cuda_array(x)
-        except Exception as exc:
-            raise TypeError(f"{fn}: {name} cannot be read as a CUDA array ({exc}); "
-                            "detach PyTorch tensors that require grad first") from None
+        d = as_device_array(x, name, fn)
         if d.dtype == dtype and d.is_c_contiguous():
             return d
         if _is_cupy(x):
@@ -89,6 +105,8 @@ def to_device(x, dtype, name: str, fn: str):
 
 def shape_dtype(x):
     """Shape and dtype of a host or device input without copying it."""
+    if _is_sim(x):
+        return tuple(x.shape), np.dtype(x.dtype)
     if on_cuda(x):
         try:
             cai = x.__cuda_array_interface__

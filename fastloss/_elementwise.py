@@ -13,18 +13,21 @@ from ._validate import (REDUCTIONS, as_float, as_host_array, broadcast_to_shape,
 
 MATH = "fastloss._math.elementwise"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
+# below this many elements a serial kernel runs: no thread start-up, and a cheaper compile
+PARALLEL_MIN = int(os.environ.get("FASTLOSS_PARALLEL_MIN", 1 << 16))
 
 
-def cpu_kernel_for(spec, dtype):
+def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN):
     """The cached fused kernel of one loss for one dtype (compiled on first call)."""
     from ._cpu.elementwise import ew_kernel
 
     tag = dtype_tag(dtype)
     ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
     check = spec.check.__name__ if spec.check is not None else "ok_always"
-    return cpu_kernel(ew_kernel, f"{spec.name}_{tag}",
+    parallel = n >= PARALLEL_MIN and not DEBUG
+    return cpu_kernel(ew_kernel, f"{spec.name}_{tag}" + ("" if parallel else "_serial"),
                       {"loss_fn": ns[spec.name], "check_fn": ns[check]},
-                      parallel=not DEBUG, boundscheck=True if DEBUG else None)
+                      parallel=parallel, boundscheck=True if DEBUG else None)
 
 
 def loss_params(spec, params: dict) -> tuple:
@@ -81,7 +84,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     else:
         from ._cpu import launch
 
-        kern = cpu_kernel_for(spec, dt)
+        kern = cpu_kernel_for(spec, dt, n)
         s, bad = launch(kern, x.reshape(-1), y.reshape(-1),
                         None if w is None else w.reshape(-1), dt.type(ws),
                         *(dt.type(v) for v in abc), dt.type(gscale),
@@ -140,7 +143,7 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
         if m is not None and m[0] == shape:
             float_dtype_of(np.empty(0, m[1]), name, fn)
             return _device.to_device(a, dt, name, fn)
-        h = (cuda.as_cuda_array(a).copy_to_host() if m is not None
+        h = (_device.as_device_array(a, name, fn).copy_to_host() if m is not None
              else as_host_array(a, name, fn))
         float_dtype_of(h, name, fn)
         h = broadcast_to_shape(as_float(h, dt, name), shape, name, "pred", fn)
@@ -151,7 +154,7 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
     w, ws = None, 1.0
     if sample_weight is not None:
         m = _device.shape_dtype(sample_weight)
-        wh = (cuda.as_cuda_array(sample_weight).copy_to_host() if m is not None
+        wh = (_device.as_device_array(sample_weight).copy_to_host() if m is not None
               else as_host_array(sample_weight, "sample_weight", fn))
         wh, ws = _weights(wh, shape, dt, fn)
         if wh is not None:

@@ -42,7 +42,7 @@ def as_float(a: np.ndarray, dtype, name: str) -> np.ndarray:
     """C-contiguous, native-endian ``dtype`` copy only when needed (read-only is fine)."""
     dtype = np.dtype(dtype)
     if a.dtype != dtype or not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a, dtype=dtype)
+        a = np.array(a, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d 1-d)
     return a
 
 
@@ -55,7 +55,7 @@ def broadcast_to_shape(a: np.ndarray, shape, name: str, other: str, fn: str) -> 
     except ValueError:
         raise ValueError(f"{fn}: {name} of shape {a.shape} does not broadcast to "
                          f"{other} shape {tuple(shape)}") from None
-    return np.ascontiguousarray(b)
+    return np.array(b, order="C")
 
 
 def check_out(out, shape, dtype, name: str, fn: str) -> np.ndarray:

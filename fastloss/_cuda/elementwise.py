@@ -8,6 +8,7 @@ kernel (closure constants), as on the CPU.
 import math
 
 import numpy as np
+from numba import cuda, float64, int32  # module globals: the simulator swaps `cuda` here
 
 from .._compile import cached
 
@@ -17,7 +18,6 @@ MAX_BLOCKS = 1024
 
 def build_elementwise(loss_fn, check_fn, has_w, want_l, want_g, want_h):
     """A ``@cuda.jit`` kernel computing one loss's fused value / gradient / Hessian."""
-    from numba import cuda, float64, int32
 
     @cuda.jit
     def kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, part_s, part_bad):
@@ -67,8 +67,6 @@ def build_elementwise(loss_fn, check_fn, has_w, want_l, want_g, want_h):
 def launch_elementwise(name, ns, check_name, dtype, x, y, w, ws, params, gscale,
                        out_l, out_g, out_h):
     """Run one elementwise loss on device arrays; returns (Σ w·ℓ, invalid-label count)."""
-    from numba import cuda
-
     has_w, want_l, want_g, want_h = (w is not None, out_l is not None, out_g is not None,
                                      out_h is not None)
     key = ("cuda-ew", name, np.dtype(dtype).str, has_w, want_l, want_g, want_h)

@@ -44,6 +44,14 @@ def powpos(u, a):
     return p if u > 0 else (1.0 if a == 0 else 0.0 * u)
 
 
+def expm1(y):
+    """e^y - 1, accurate near 0 (Kahan's trick on exp and log)."""
+    u = exp(y)
+    um1 = u - 1.0
+    r = um1 * (y / log(u))
+    return y if u == 1.0 else (r if abs(y) < 0.5 else um1)
+
+
 def sign0(d):
     """sign(d) with sign(0) = 0 and sign(NaN) = NaN."""
     return 1.0 if d > 0 else (-1.0 if d < 0 else d * 0.0)
@@ -116,15 +124,20 @@ def smooth_l1(x, y, beta, b, c):
 
 @elementwise(hessian=True, formula="log cosh(pred - target)")
 def log_cosh(x, y, a, b, c):
-    """log cosh d = |d| + log1p(e^{-2|d|}) - log 2; gradient tanh d."""
+    """log cosh d; gradient tanh d, Hessian 1 - tanh² d.
+
+    |d| <= 1: log1p(2 sinh²(d/2)) (no cancellation near 0); else |d| + log1p(e^{-2|d|}) - log 2.
+    """
     d = x - y
     ad = abs(d)
-    e = exp(-2.0 * ad)
-    v = ad + log1p(e) - LN2
-    r = 1.0 / (1.0 + e)
-    g = copysign((1.0 - e) * r, d) if d == d else d
-    h = 4.0 * e * r * r
-    return v, g, h
+    m = expm1(-2.0 * ad)          # e^{-2|d|} - 1
+    e = m + 1.0
+    h2 = expm1(0.5 * ad)
+    sh = 0.5 * (h2 + h2 / (h2 + 1.0))   # sinh(|d|/2)
+    v = log1p(2.0 * sh * sh) if ad <= 1.0 else ad + log1p(e) - LN2
+    t = -m / (2.0 + m)            # tanh|d|
+    g = copysign(t, d) if d == d else d
+    return v, g, 1.0 - t * t
 
 
 @elementwise(params=(Param("quantile", 0.5, "open01"),), hessian=True,
@@ -196,14 +209,14 @@ def binary_cross_entropy(x, y, eps, clip, c):
     lo = eps if clip else 0.0
     hi = 1.0 - eps if clip else 1.0
     inside = (x >= lo) and (x <= hi)
-    pc = x if inside else (lo if x < lo else hi)
+    pc = x if inside else (lo if x < lo else (hi if x > hi else x))  # NaN stays
     add = 0.0 if clip else eps
     p1 = pc + add
     q1 = 1.0 - pc + add
     v = -(y * log(p1) + (1.0 - y) * log(q1))
     live = 1.0 if (inside or not clip) else 0.0
-    g = live * (-y / p1 + (1.0 - y) / q1)
-    h = live * (y / (p1 * p1) + (1.0 - y) / (q1 * q1))
+    g = live * (-y / p1 + (1.0 - y) / q1) + 0.0 * x
+    h = live * (y / (p1 * p1) + (1.0 - y) / (q1 * q1)) + 0.0 * x
     return v, g, h
 
 

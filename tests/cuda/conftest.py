@@ -26,3 +26,9 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="no CUDA GPU and NUMBA_ENABLE_CUDASIM is not 1")
     for item in items:
         item.add_marker(skip)
+
+
+def pytest_configure(config):
+    # simulated device code is Python on NumPy scalars: 1/0 and log(0) warn instead of
+    # silently giving inf as the GPU does
+    config.addinivalue_line("filterwarnings", "ignore::RuntimeWarning")

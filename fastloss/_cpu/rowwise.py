@@ -1,0 +1,274 @@
+"""CPU kernel shapes for row-wise losses: rows in parallel, or row chunks in parallel.
+
+Both functions are templates: :func:`fastloss._compile.cpu_kernel` copies them with the
+globals below bound to one loss's compiled row math (``f1, f2, fin, f3`` from
+:mod:`fastloss._math.rowwise`) and its compile-time flags, under a name of their own, so
+that each loss gets its own cacheable kernel.  Gradient outputs passed as ``None`` are
+pruned at compile time; inputs a loss does not use are passed as a copy of ``A`` (their
+loads are dead code).
+
+* ``row_kernel`` — ``prange`` over rows; inside a row three plain loops (max, sums,
+  gradient) that LLVM vectorizes.  Used when there are enough rows for every thread.
+* ``chunk_kernel`` — few long rows: the same three phases, each a ``prange`` over
+  (row, column chunk) pairs, partial results combined per row in a fixed order (the
+  result does not depend on the thread count).
+
+Row sums are accumulated in float64; row losses are summed after the parallel loop in row
+order (deterministic for any thread count); the row scalars ``fin`` returns are cast back to the
+array dtype (``FT``) so that the gradient loop stays in that dtype.
+"""
+import numpy as np
+from numba import prange
+
+f1 = None           # bound per loss (see fastloss._math.rowwise)
+f2 = None
+fin = None
+f3 = None
+FT = None           # numba.float32 / numba.float64
+NEED_MAX = False    # phase 1 runs
+INT_LABELS = False  # K holds integer class labels (out of range = ignored row)
+FLOAT_LABELS = False  # YL holds a float label per row
+HAS_CW = False      # CW holds class weights
+
+
+def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC):
+    """Σ rw·ℓ (float64) and the count of invalid entries; stores rw·ℓ and the gradients."""
+    N, D = A.shape
+    nf = float(D)
+    zero = FT(0.0)
+    one = FT(1.0)
+    rv = np.empty(N)   # per-row results, summed in order after the parallel loop
+    rb = np.zeros(N)
+    for i in prange(N):
+        a = A[i]
+        b = B[i]
+        c = Cm[i]
+        k = 0
+        xk = zero
+        wk = one
+        yl = 0.0
+        valid = True
+        if INT_LABELS:
+            k = K[i]
+            valid = k >= 0 and k < D
+            if valid:
+                xk = a[k]
+                if HAS_CW:
+                    wk = CW[k]
+        if FLOAT_LABELS:
+            yl = YL[i]
+        rw = ws
+        if SW is not None:
+            rw = SW[i] * ws
+        loss = 0.0
+        if valid:
+            m = FT(-np.inf)
+            if NEED_MAX:
+                for j in range(D):
+                    v = f1(a[j], b[j], j, k)
+                    m = v if v > m else m
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            s4 = 0.0
+            for j in range(D):
+                wj = one
+                if HAS_CW:
+                    wj = CW[j]
+                v0, v1, v2, v3, v4 = f2(a[j], b[j], c[j], wj, j, k, m, xk, p0, p1, p2, p3)
+                s0 += v0
+                s1 += v1
+                s2 += v2
+                s3 += v3
+                s4 += v4
+            rb[i] = s4
+            loss, c0, c1, c2, c3 = fin(s0, s1, s2, s3, m, xk, wk, yl, nf, rw * gscale,
+                                       p0, p1, p2, p3)
+            if gA is not None or gB is not None or gC is not None:
+                c0 = FT(c0)
+                c1 = FT(c1)
+                c2 = FT(c2)
+                c3 = FT(c3)
+                for j in range(D):
+                    wj = one
+                    if HAS_CW:
+                        wj = CW[j]
+                    ga, gb, gc = f3(a[j], b[j], c[j], wj, j, k, m, xk, c0, c1, c2, c3,
+                                    p0, p1, p2, p3)
+                    if gA is not None:
+                        gA[i, j] = ga
+                    if gB is not None:
+                        gB[i, j] = gb
+                    if gC is not None:
+                        gC[i, j] = gc
+        else:
+            for j in range(D):
+                if gA is not None:
+                    gA[i, j] = zero
+                if gB is not None:
+                    gB[i, j] = zero
+                if gC is not None:
+                    gC[i, j] = zero
+        v = loss * rw
+        if out_l is not None:
+            out_l[i] = v
+        rv[i] = v
+    s = 0.0
+    bad = 0.0
+    for i in range(N):
+        s += rv[i]
+        bad += rb[i]
+    return s, bad
+
+
+def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC,
+                 chunk):
+    """``row_kernel`` for few long rows: each phase is a prange over (row, chunk)."""
+    N, D = A.shape
+    nf = float(D)
+    zero = FT(0.0)
+    one = FT(1.0)
+    nch = (D + chunk - 1) // chunk
+    T = N * nch
+    # per-row scalars
+    ks = np.zeros(N, np.int64)
+    valid = np.ones(N, np.bool_)
+    xks = np.zeros(N, A.dtype)
+    wks = np.ones(N, A.dtype)
+    for i in range(N):
+        if INT_LABELS:
+            k = K[i]
+            ks[i] = k
+            valid[i] = k >= 0 and k < D
+            if valid[i]:
+                xks[i] = A[i, k]
+                if HAS_CW:
+                    wks[i] = CW[k]
+    # phase 1: chunk maxima
+    pm = np.empty(T, A.dtype)
+    for t in prange(T):
+        i = t // nch
+        lo = (t - i * nch) * chunk
+        hi = min(lo + chunk, D)
+        m = FT(-np.inf)
+        if NEED_MAX:
+            k = ks[i]
+            a = A[i]
+            b = B[i]
+            for j in range(lo, hi):
+                v = f1(a[j], b[j], j, k)
+                m = v if v > m else m
+        pm[t] = m
+    ms = np.empty(N, A.dtype)
+    for i in range(N):
+        m = FT(-np.inf)
+        for q in range(nch):
+            v = pm[i * nch + q]
+            m = v if v > m else m
+        ms[i] = m
+    # phase 2: chunk sums
+    ps = np.zeros((T, 5))
+    for t in prange(T):
+        i = t // nch
+        lo = (t - i * nch) * chunk
+        hi = min(lo + chunk, D)
+        if valid[i]:
+            k = ks[i]
+            m = ms[i]
+            xk = xks[i]
+            a = A[i]
+            b = B[i]
+            c = Cm[i]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            s4 = 0.0
+            for j in range(lo, hi):
+                wj = one
+                if HAS_CW:
+                    wj = CW[j]
+                v0, v1, v2, v3, v4 = f2(a[j], b[j], c[j], wj, j, k, m, xk, p0, p1, p2, p3)
+                s0 += v0
+                s1 += v1
+                s2 += v2
+                s3 += v3
+                s4 += v4
+            ps[t, 0] = s0
+            ps[t, 1] = s1
+            ps[t, 2] = s2
+            ps[t, 3] = s3
+            ps[t, 4] = s4
+    # finish per row
+    coef = np.zeros((N, 4), A.dtype)
+    s = 0.0
+    bad = 0.0
+    for i in range(N):
+        rw = ws
+        if SW is not None:
+            rw = SW[i] * ws
+        loss = 0.0
+        if valid[i]:
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for q in range(nch):
+                t = i * nch + q
+                s0 += ps[t, 0]
+                s1 += ps[t, 1]
+                s2 += ps[t, 2]
+                s3 += ps[t, 3]
+                bad += ps[t, 4]
+            yl = 0.0
+            if FLOAT_LABELS:
+                yl = YL[i]
+            loss, c0, c1, c2, c3 = fin(s0, s1, s2, s3, ms[i], xks[i], wks[i], yl, nf,
+                                       rw * gscale, p0, p1, p2, p3)
+            coef[i, 0] = c0
+            coef[i, 1] = c1
+            coef[i, 2] = c2
+            coef[i, 3] = c3
+        v = loss * rw
+        if out_l is not None:
+            out_l[i] = v
+        s += v
+    # phase 3: gradients
+    if gA is not None or gB is not None or gC is not None:
+        for t in prange(T):
+            i = t // nch
+            lo = (t - i * nch) * chunk
+            hi = min(lo + chunk, D)
+            if valid[i]:
+                k = ks[i]
+                m = ms[i]
+                xk = xks[i]
+                c0 = coef[i, 0]
+                c1 = coef[i, 1]
+                c2 = coef[i, 2]
+                c3 = coef[i, 3]
+                a = A[i]
+                b = B[i]
+                c = Cm[i]
+                for j in range(lo, hi):
+                    wj = one
+                    if HAS_CW:
+                        wj = CW[j]
+                    ga, gb, gc = f3(a[j], b[j], c[j], wj, j, k, m, xk, c0, c1, c2, c3,
+                                    p0, p1, p2, p3)
+                    if gA is not None:
+                        gA[i, j] = ga
+                    if gB is not None:
+                        gB[i, j] = gb
+                    if gC is not None:
+                        gC[i, j] = gc
+            else:
+                for j in range(lo, hi):
+                    if gA is not None:
+                        gA[i, j] = zero
+                    if gB is not None:
+                        gB[i, j] = zero
+                    if gC is not None:
+                        gC[i, j] = zero
+    return s, bad

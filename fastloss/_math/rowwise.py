@@ -1,0 +1,320 @@
+"""Row math of the row-wise losses, written once for every target.
+
+A row-wise loss reduces over the last axis of each row.  Every loss here is described by
+four plain-Python functions with fixed signatures, named ``<tag>_f1``, ``<tag>_f2``,
+``<tag>_fin`` and ``<tag>_f3``; :mod:`fastloss._compile` compiles them for the float32 CPU
+target (``exp``/``log`` rebound to vectorizable float32 polynomials), the float64 CPU
+target and CUDA, and the kernel templates in :mod:`fastloss._cpu.rowwise` and
+:mod:`fastloss._cuda.rowwise` run them in three phases per row::
+
+    phase 1 (max):   m   = max_j  f1(a_j, b_j, j, k)                 (only when needed)
+    phase 2 (sums):  s   = sum_j  f2(a_j, b_j, c_j, w_j, j, k, m, xk, params)   -> 4 sums + bad
+    finish (scalar): loss, c0..c3 = fin(s0..s3, m, xk, wk, yl, n, gs, params)
+    phase 3 (grad):  ga_j, gb_j, gc_j = f3(a_j, b_j, c_j, w_j, j, k, m, xk, c0..c3, params)
+
+``a, b, c``: the row's elements of up to three float inputs (unused ones are a copy of
+``a``); ``k``: the row's integer label (0 when the loss has none); ``xk = a[k]``;
+``w_j``/``wk``: class weights (1 without); ``yl``: a float row label (cosine_embedding);
+``n``: the row length; ``gs``: the row's gradient scale (sample weight times 1/Σw for
+``"mean"``), folded into the coefficients ``c0..c3`` so that phase 3 stores final
+gradients.  ``bad`` counts invalid entries (negative probabilities); Python raises.
+
+Precision discipline (so that the float32 loops vectorize): per-element code uses only the
+array values, the dtype-typed parameters and the float32 constants below (a float32
+constant keeps float32 arithmetic float32 and is promoted in float64 arithmetic); literal
+``0.0``/``1``/``2.0`` would promote float32 loops to float64.  Phase-2 sums are accumulated
+in float64 by the kernels; ``fin`` works in float64.
+
+NaN handling: comparisons with NaN are false, so selects are written so NaN reaches the
+result (``ZERO if d <= ZERO else d`` keeps NaN), and where a convention replaces a term by
+0 (``0 log 0``, ``0 * -inf``) the NaN of the other operand is put back explicitly.
+"""
+from math import exp, log, sqrt  # noqa: F401  (exp/log rebound per target)
+
+import numpy as np
+
+ZERO = np.float32(0.0)
+ONE = np.float32(1.0)
+TWO = np.float32(2.0)
+NINF = np.float32(-np.inf)
+
+
+def relu_nan(d):
+    """max(0, d) that keeps NaN."""
+    return ZERO if d <= ZERO else d
+
+
+def nomax_f1(a, b, j, k):
+    return ZERO
+
+
+def first_f1(a, b, j, k):
+    """The phase-1 value of the softmax losses: the logit itself."""
+    return a
+
+
+# --- softmax_cross_entropy (dense labels b); p0 = smoothing s, p1 = s/C, p2 = 1-s -------
+
+def sce_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    d = a - m
+    e = exp(d)
+    yp = b * p2 + p1
+    t = ZERO if yp == ZERO else yp * d          # 0 * -inf = 0 for masked classes
+    bad = ONE if b < ZERO else ZERO
+    return e, t, yp, ZERO, bad
+
+
+def sce_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    lse = log(s0)
+    loss = s2 * lse - s1                        # Σy'·(lse − (x − m))
+    return loss, gs * s2 / s0, gs, gs * p2, lse
+
+
+def sce_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    d = a - m
+    yp = b * p2 + p1
+    ga = c0 * exp(d) - c1 * yp                  # (Σy') softmax − y'
+    gb = c2 * (c3 - d)                          # −(1 − s) log softmax
+    return ga, gb, ZERO
+
+
+# --- softmax_cross_entropy_with_integer_labels -------------------------------------------
+# p0 = s, p1 = s/C, p2 = 1-s, p3 = W = Σ class weights (C without).
+# ℓ = (1-s)·w_k·(lse − x_k) + (s/C)·Σ_j w_j (lse − x_j)   (PyTorch's weighted smoothing)
+
+def ice_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    d = a - m
+    e = exp(d)
+    t = ZERO if wj == ZERO else wj * d
+    return e, t, ZERO, ZERO, ZERO
+
+
+def ice_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    lse = log(s0)
+    loss = p2 * wk * (lse - (xk - m))
+    if p0 > 0:
+        loss += p1 * (p3 * lse - s1)
+    return loss, gs * (p2 * wk + p1 * p3) / s0, gs * p2 * wk, gs * p1, 0.0
+
+
+def ice_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    g = c0 * exp(a - m) - c2 * wj
+    g = g - c1 if j == k else g
+    return g, ZERO, ZERO
+
+
+# --- kl_divergence: a = log p, b = t; Σ t (log t − log p), 0 log 0 = 0 --------------------
+
+def kl_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    v = ZERO if b == ZERO else b * (log(b) - a)
+    v = a if a != a else v                      # NaN in log p -> NaN out
+    bad = ONE if b < ZERO else ZERO
+    return v, ZERO, ZERO, ZERO, bad
+
+
+def kl_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return s0, gs, 0.0, 0.0, 0.0
+
+
+def kl_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return -c0 * b, c0 * (log(b) + ONE - a), ZERO
+
+
+# log_target=True: b = log t
+def klt_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    t = exp(b)
+    v = ZERO if t == ZERO else t * (b - a)
+    v = a if a != a else v
+    return v, ZERO, ZERO, ZERO, ZERO
+
+
+def klt_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return s0, gs, 0.0, 0.0, 0.0
+
+
+def klt_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    t = exp(b)
+    gb = ZERO if t == ZERO else c0 * t * (b - a + ONE)
+    return -c0 * t, gb, ZERO
+
+
+# --- softmax_kl_divergence: a = logits, b = t ---------------------------------------------
+
+def skl_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    d = a - m
+    e = exp(d)
+    td = ZERO if b == ZERO else b * d
+    tlt = ZERO if b == ZERO else b * log(b)
+    bad = ONE if b < ZERO else ZERO
+    return e, td, b, tlt, bad
+
+
+def skl_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    lse = log(s0)
+    loss = s3 - s1 + s2 * lse                   # Σ t log t − Σ t (x − m − lse)
+    return loss, gs * s2 / s0, gs, lse, 0.0
+
+
+def skl_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    d = a - m
+    ga = c0 * exp(d) - c1 * b
+    gb = c1 * (log(b) + ONE - d + c2)           # log t + 1 − log softmax
+    return ga, gb, ZERO
+
+
+# --- multiclass_hinge (Weston-Watkins sum): p0 = margin -----------------------------------
+
+def mh_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    d = a - xk + p0
+    v = relu_nan(d)
+    v = ZERO if j == k else v
+    cnt = ONE if (d > ZERO and j != k) else ZERO
+    return v, cnt, ZERO, ZERO, ZERO
+
+
+def mh_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return s0, gs, gs * s1, 0.0, 0.0
+
+
+def mh_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    d = a - xk + p0
+    g = c0 if d > ZERO else ZERO
+    g = -c1 if j == k else g
+    return g, ZERO, ZERO
+
+
+# --- multiclass_hinge, kind="crammer_singer": max(0, max_{j≠y} s_j − s_y + margin) ------
+# Ties of the maximum share the subgradient equally (a convex combination).
+
+def mhcs_f1(a, b, j, k):
+    return NINF if j == k else a
+
+
+def mhcs_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    tie = ONE if (a == m and j != k) else ZERO
+    nan = ZERO if a == a else a
+    return tie, nan, ZERO, ZERO, ZERO
+
+
+def mhcs_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    d = m - xk + p0 + s1
+    loss = 0.0 if d <= 0 else d
+    act = d > 0
+    c0 = gs / s0 if act else 0.0
+    c1 = gs if act else 0.0
+    return loss, c0, c1, 0.0, 0.0
+
+
+def mhcs_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    g = c0 if (a == m and j != k) else ZERO
+    g = -c1 if j == k else g
+    return g, ZERO, ZERO
+
+
+# --- cosine_embedding: a = x1, b = x2, yl = ±1; p0 = margin, p1 = eps ----------------------
+# cos = Σab / sqrt((Σa² + eps)(Σb² + eps))   (PyTorch's cosine_embedding_loss)
+
+def cemb_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    return a * b, a * a, b * b, ZERO, ZERO
+
+
+def cemb_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    m1 = s1 + p1
+    m2 = s2 + p1
+    den = sqrt(m1 * m2)
+    cs = s0 / den
+    if yl > 0:
+        loss = 1.0 - cs
+        dl = -1.0
+    else:
+        d = cs - p0
+        loss = 0.0 if d <= 0 else d
+        dl = 1.0 if d > 0 else 0.0
+    g = gs * dl
+    return loss, g / den, g * cs / m1, g * cs / m2, 0.0
+
+
+def cemb_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return c0 * b - c1 * a, c0 * a - c2 * b, ZERO
+
+
+# --- cosine_distance (TF-Slim): 1 − Σ p·t -------------------------------------------------
+
+def cdist_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    return a * b, ZERO, ZERO, ZERO, ZERO
+
+
+def cdist_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return 1.0 - s0, gs, 0.0, 0.0, 0.0
+
+
+def cdist_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return -c0 * b, -c0 * a, ZERO
+
+
+# --- triplet_margin: a = anchor, b = positive, c = negative; p0 = margin, p1 = eps --------
+# d(x, y) = ||x − y + eps||₂ (PyTorch's pairwise_distance)
+
+def trip_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    dp = a - b + p1
+    dn = a - c + p1
+    return dp * dp, dn * dn, ZERO, ZERO, ZERO
+
+
+def trip_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    dap = sqrt(s0)
+    dan = sqrt(s1)
+    d = dap - dan + p0
+    loss = 0.0 if d <= 0 else d
+    act = d > 0
+    c0 = gs / dap if (act and dap > 0) else 0.0
+    c1 = gs / dan if (act and dan > 0) else 0.0
+    return loss, c0, c1, 0.0, 0.0
+
+
+def trip_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    up = c0 * (a - b + p1)
+    un = c1 * (a - c + p1)
+    return up - un, -up, un
+
+
+# squared=True (MXNet Gluon TripletLoss): max(0, Σ(a−p)² − Σ(a−n)² + margin)
+def trips_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    dp = a - b
+    dn = a - c
+    return dp * dp, dn * dn, ZERO, ZERO, ZERO
+
+
+def trips_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    d = s0 - s1 + p0
+    loss = 0.0 if d <= 0 else d
+    c0 = 2.0 * gs if d > 0 else 0.0
+    return loss, c0, 0.0, 0.0, 0.0
+
+
+def trips_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    up = c0 * (a - b)
+    un = c0 * (a - c)
+    return up - un, -up, un
+
+
+# --- mean_pairwise_squared_error (tf.losses): mean over i<j of (d_i − d_j)², d = p − t ---
+# Σ_{i<j} (d_i − d_j)² = n Σd² − (Σd)²  -> O(n) per row; divided by n(n−1)/2.
+
+def mpse_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    d = a - b
+    return d, d * d, ZERO, ZERO, ZERO
+
+
+def mpse_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    if n < 2:
+        return 0.0 * s1, 0.0, 0.0, 0.0, 0.0
+    mu = s0 / n
+    ss = s1 - s0 * mu
+    ss = 0.0 if ss <= 0 else ss                 # rounding; keeps NaN
+    return 2.0 * ss / (n - 1.0), gs * 4.0 / (n - 1.0), mu, 0.0, 0.0
+
+
+def mpse_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    g = c0 * ((a - b) - c1)
+    return g, -g, ZERO
