@@ -11,6 +11,9 @@ compiles on its first call and is cached on disk.
 from ._api import LOSSES, grad, grad_and_hessian, value_and_grad
 from .losses_elementwise import *  # noqa: F401,F403
 from .losses_elementwise import __all__ as _ew
+from .losses_rowwise import *  # noqa: F401,F403
+from .losses_rowwise import __all__ as _rw
+from ._ctc import ctc_loss, ctc_greedy_decode
 
 __version__ = "0.1.0"
-__all__ = ["LOSSES", "value_and_grad", "grad", "grad_and_hessian", *_ew]
+__all__ = ["LOSSES", "value_and_grad", "grad", "grad_and_hessian", "ctc_loss", "ctc_greedy_decode", *_ew, *_rw]

@@ -199,6 +199,6 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, in_len, lab_len, scale, losses, wan
                 sn = min(2 * lab_len[n] + 1, smax)  # the bound lets LLVM vectorize
                 gm = al[n, t]
                 for s in range(sn):
-                    k = ext[n, s]
-                    g[k] -= sc * gm[s + 2]
+                    c = ext[n, s]
+                    g[c] -= sc * gm[s + 2]
     return 0

@@ -18,17 +18,83 @@ order (deterministic for any thread count); the row scalars ``fin`` returns are 
 array dtype (``FT``) so that the gradient loop stays in that dtype.
 """
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 f1 = None           # bound per loss (see fastloss._math.rowwise)
 f2 = None
 fin = None
 f3 = None
+fixk = None         # bound for losses with a label fix-up (FIXK)
 FT = None           # numba.float32 / numba.float64
+FIXK = False        # gA[i, k] = fixk(gA[i, k], c0..c3) after phase 3
 NEED_MAX = False    # phase 1 runs
 INT_LABELS = False  # K holds integer class labels (out of range = ignored row)
 FLOAT_LABELS = False  # YL holds a float label per row
 HAS_CW = False      # CW holds class weights
+
+
+BLK = 512   # phase-2 sums: float32 (dtype) lanes within a block, float64 across blocks
+
+
+@intrinsic
+def maxnum(typingctx, x, y):
+    """``llvm.maxnum`` (IEEE maxNum: a NaN operand is ignored): LLVM vectorizes a maxnum
+    reduction, whereas a select-based max without ``nnan`` stays scalar."""
+    if not (isinstance(x, types.Float) and x == y):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lt = context.get_value_type(sig.args[0])
+        name = "llvm.maxnum.f32" if lt == ir.FloatType() else "llvm.maxnum.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt, lt]), name)
+        return builder.call(fn, args)
+
+    return x(x, y), codegen
+
+
+def _rowmax(a, b, lo, hi, k):
+    """max_j f1(a_j, b_j, j, k) over [lo, hi), NaN entries ignored (NaN reaches the loss
+    through the phase-2 sums instead)."""
+    m = FT(-np.inf)
+    for j in range(lo, hi):
+        m = maxnum(m, f1(a[j], b[j], j, k))
+    return m
+
+
+def _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3):
+    """Σ_j f2(...) over [lo, hi): dtype partial sums per block of BLK, float64 across."""
+    one = FT(1.0)
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    for j0 in range(lo, hi, BLK):
+        j1 = min(j0 + BLK, hi)
+        t0 = FT(0.0)
+        t1 = FT(0.0)
+        t2 = FT(0.0)
+        t3 = FT(0.0)
+        t4 = FT(0.0)
+        for j in range(j0, j1):
+            wj = one
+            if HAS_CW:
+                wj = CW[j]
+            v0, v1, v2, v3, v4 = f2(a[j], b[j], c[j], wj, j, k, m, xk, p0, p1, p2, p3)
+            t0 += v0
+            t1 += v1
+            t2 += v2
+            t3 += v3
+            t4 += v4
+        s0 += t0
+        s1 += t1
+        s2 += t2
+        s3 += t3
+        s4 += t4
+    return s0, s1, s2, s3, s4
 
 
 def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC):
@@ -64,24 +130,8 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
         if valid:
             m = FT(-np.inf)
             if NEED_MAX:
-                for j in range(D):
-                    v = f1(a[j], b[j], j, k)
-                    m = v if v > m else m
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            s4 = 0.0
-            for j in range(D):
-                wj = one
-                if HAS_CW:
-                    wj = CW[j]
-                v0, v1, v2, v3, v4 = f2(a[j], b[j], c[j], wj, j, k, m, xk, p0, p1, p2, p3)
-                s0 += v0
-                s1 += v1
-                s2 += v2
-                s3 += v3
-                s4 += v4
+                m = _rowmax(a, b, 0, D, k)
+            s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, 0, D, k, m, xk, p0, p1, p2, p3)
             rb[i] = s4
             loss, c0, c1, c2, c3 = fin(s0, s1, s2, s3, m, xk, wk, yl, nf, rw * gscale,
                                        p0, p1, p2, p3)
@@ -102,6 +152,8 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
                         gB[i, j] = gb
                     if gC is not None:
                         gC[i, j] = gc
+                if FIXK and gA is not None:
+                    gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
         else:
             for j in range(D):
                 if gA is not None:
@@ -153,12 +205,7 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
         hi = min(lo + chunk, D)
         m = FT(-np.inf)
         if NEED_MAX:
-            k = ks[i]
-            a = A[i]
-            b = B[i]
-            for j in range(lo, hi):
-                v = f1(a[j], b[j], j, k)
-                m = v if v > m else m
+            m = _rowmax(A[i], B[i], lo, hi, ks[i])
         pm[t] = m
     ms = np.empty(N, A.dtype)
     for i in range(N):
@@ -180,21 +227,7 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
             a = A[i]
             b = B[i]
             c = Cm[i]
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            s4 = 0.0
-            for j in range(lo, hi):
-                wj = one
-                if HAS_CW:
-                    wj = CW[j]
-                v0, v1, v2, v3, v4 = f2(a[j], b[j], c[j], wj, j, k, m, xk, p0, p1, p2, p3)
-                s0 += v0
-                s1 += v1
-                s2 += v2
-                s3 += v3
-                s4 += v4
+            s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3)
             ps[t, 0] = s0
             ps[t, 1] = s1
             ps[t, 2] = s2
@@ -263,6 +296,8 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
                         gB[i, j] = gb
                     if gC is not None:
                         gC[i, j] = gc
+                if FIXK and gA is not None and k >= lo and k < hi:
+                    gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
             else:
                 for j in range(lo, hi):
                     if gA is not None:

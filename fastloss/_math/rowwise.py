@@ -11,6 +11,7 @@ target and CUDA, and the kernel templates in :mod:`fastloss._cpu.rowwise` and
     phase 2 (sums):  s   = sum_j  f2(a_j, b_j, c_j, w_j, j, k, m, xk, params)   -> 4 sums + bad
     finish (scalar): loss, c0..c3 = fin(s0..s3, m, xk, wk, yl, n, gs, params)
     phase 3 (grad):  ga_j, gb_j, gc_j = f3(a_j, b_j, c_j, w_j, j, k, m, xk, c0..c3, params)
+    label fix-up:    ga_k = fixk(ga_k, c0..c3)       (optional, integer-label losses)
 
 ``a, b, c``: the row's elements of up to three float inputs (unused ones are a copy of
 ``a``); ``k``: the row's integer label (0 when the loss has none); ``xk = a[k]``;
@@ -42,6 +43,10 @@ NINF = np.float32(-np.inf)
 def relu_nan(d):
     """max(0, d) that keeps NaN."""
     return ZERO if d <= ZERO else d
+
+
+def no_fixk(g, c0, c1, c2, c3):
+    return g
 
 
 def nomax_f1(a, b, j, k):
@@ -98,9 +103,12 @@ def ice_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
 
 
 def ice_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    g = c0 * exp(a - m) - c2 * wj
-    g = g - c1 if j == k else g
-    return g, ZERO, ZERO
+    return c0 * exp(a - m) - c2 * wj, ZERO, ZERO
+
+
+def ice_fixk(g, c0, c1, c2, c3):
+    """The label's column, after phase 3 (keeps a j == k compare out of the vector loop)."""
+    return g - c1
 
 
 # --- kl_divergence: a = log p, b = t; Σ t (log t − log p), 0 log 0 = 0 --------------------

@@ -1,0 +1,152 @@
+"""Benchmark cases of the elementwise losses: value + gradient of the mean over n elements."""
+import numpy as np
+
+from . import Case
+
+N_FULL, N_QUICK = 20_000_000, 200_000
+PM1 = ("hinge", "squared_hinge", "logistic")
+UNIT = ("sigmoid_binary_cross_entropy", "sigmoid_focal")
+
+
+def _inputs(name, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n, dtype=np.float32).astype(dtype)
+    if name in PM1:
+        y = np.where(rng.random(n, dtype=np.float32) < 0.5, -1, 1).astype(dtype)
+    elif name in UNIT:
+        y = (rng.random(n, dtype=np.float32) < 0.5).astype(dtype)
+    elif name == "binary_cross_entropy":
+        x = rng.uniform(0.01, 0.99, n).astype(dtype)
+        y = (rng.random(n) < 0.5).astype(dtype)
+    elif name == "poisson_nll":
+        y = rng.poisson(2.0, n).astype(dtype)
+    else:
+        y = rng.standard_normal(n, dtype=np.float32).astype(dtype)
+    return x, y
+
+
+def _np_peer(name):
+    """float64 NumPy value+gradient of the mean (independent formulas)."""
+    def run(args, kw):
+        x, y = (a.astype(np.float64) for a in args)
+        n = x.size
+
+        def f():
+            d = x - y
+            if name == "squared_error":
+                return np.mean(d * d), 2 * d / n
+            if name == "absolute_error":
+                return np.mean(np.abs(d)), np.sign(d) / n
+            if name in ("huber", "smooth_l1"):
+                a = np.abs(d)
+                s = a <= 1
+                return np.mean(np.where(s, 0.5 * d * d, a - 0.5)), np.where(s, d, np.sign(d)) / n
+            if name == "log_cosh":
+                return np.mean(np.logaddexp(d, -d) - np.log(2)), np.tanh(d) / n
+            if name == "quantile":
+                return np.mean(np.maximum(-0.5 * d, 0.5 * d)), np.where(d <= 0, -0.5, 0.5) / n
+            if name in ("sigmoid_binary_cross_entropy", "sigmoid_focal"):
+                p = 1 / (1 + np.exp(-x))
+                return np.mean(np.logaddexp(0, x) - x * y), (p - y) / n
+            if name == "binary_cross_entropy":
+                return (np.mean(-(y * np.log(x) + (1 - y) * np.log1p(-x))),
+                        (-y / x + (1 - y) / (1 - x)) / n)
+            if name in ("hinge", "squared_hinge"):
+                z = 1 - y * x
+                return np.mean(np.maximum(z, 0)), np.where(z > 0, -y, 0) / n
+            if name == "logistic":
+                z = -y * x
+                return np.mean(np.logaddexp(0, z)), -y / (1 + np.exp(-z)) / n
+            if name == "poisson_nll":
+                e = np.exp(x)
+                return np.mean(e - y * x), (e - y) / n
+            raise KeyError(name)
+        return f
+    return run
+
+
+def _torch_peer(name):
+    def run(args, kw):
+        import torch
+        F = torch.nn.functional
+        x0, y0 = (torch.from_numpy(a) for a in args)
+
+        def loss(x, y):
+            if name == "squared_error":
+                return F.mse_loss(x, y)
+            if name == "absolute_error":
+                return F.l1_loss(x, y)
+            if name == "huber":
+                return F.huber_loss(x, y)
+            if name == "smooth_l1":
+                return F.smooth_l1_loss(x, y)
+            if name == "log_cosh":
+                return torch.log(torch.cosh(x - y)).mean()
+            if name == "quantile":
+                d = y - x
+                return torch.maximum(0.5 * d, -0.5 * d).mean()
+            if name == "sigmoid_binary_cross_entropy":
+                return F.binary_cross_entropy_with_logits(x, y)
+            if name == "sigmoid_focal":
+                p = torch.sigmoid(x)
+                ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+                pt = p * y + (1 - p) * (1 - y)
+                return ((0.25 * y + 0.75 * (1 - y)) * ce * (1 - pt) ** 2).mean()
+            if name == "binary_cross_entropy":
+                return F.binary_cross_entropy(x, y)
+            if name == "hinge":
+                return F.relu(1 - y * x).mean()
+            if name == "squared_hinge":
+                return (F.relu(1 - y * x) ** 2).mean()
+            if name == "logistic":
+                return F.soft_margin_loss(x, y)
+            if name == "poisson_nll":
+                return F.poisson_nll_loss(x, y)
+            raise KeyError(name)
+
+        def f():
+            x = x0.detach().requires_grad_(True)
+            loss(x, y0).backward()
+            return x.grad
+        return f
+    return run
+
+
+_SKLEARN = {"squared_error": ("HalfSquaredError", {}), "absolute_error": ("AbsoluteError", {}),
+            "huber": ("HuberLoss", {"delta": 1.0}), "quantile": ("PinballLoss", {"quantile": 0.5}),
+            "sigmoid_binary_cross_entropy": ("HalfBinomialLoss", {}),
+            "poisson_nll": ("HalfPoissonLoss", {})}
+
+
+def _sklearn_peer(name):
+    def run(args, kw):
+        if name not in _SKLEARN:
+            raise ImportError("no scikit-learn counterpart")
+        import numba
+        from sklearn._loss import loss as skl
+        cls, params = _SKLEARN[name]
+        obj = getattr(skl, cls)(**params)
+        x, y = args
+        if name == "huber":
+            obj.closs.delta = 1.0 if hasattr(obj.closs, "delta") else None
+        g = np.empty_like(x)
+        lo = np.empty_like(x)
+        threads = numba.get_num_threads()
+        return lambda: obj.loss_gradient(y_true=y, raw_prediction=x, loss_out=lo,
+                                         gradient_out=g, n_threads=threads)
+    return run
+
+
+def cases(quick=False):
+    from .._math.spec import ELEMENTWISE
+
+    n = N_QUICK if quick else N_FULL
+    out = []
+    for name in ELEMENTWISE:
+        out.append(Case(
+            loss=name, label=f"n={n:.0e}",
+            make=lambda dtype, name=name: (_inputs(name, n, dtype), {}),
+            nbytes=lambda args: 3 * args[0].nbytes,
+            peers={"numpy": _np_peer(name), "torch": _torch_peer(name),
+                   "sklearn": _sklearn_peer(name)}))
+    return out

@@ -1,0 +1,167 @@
+"""Benchmark cases of the row-wise losses (float32, value + gradient).
+
+Peers: ``"torch"`` runs the same forward + backward with PyTorch CPU tensors
+(``cross_entropy``, ``kl_div``, ``multi_margin_loss``, ``cosine_embedding_loss``,
+``triplet_margin_loss``); losses PyTorch has no function for are written from its
+primitives.  torch is imported inside the peer and ``ImportError`` propagates when missing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import Case
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _nbytes(args):
+    """Float inputs read plus their gradients written (labels are small)."""
+    fl = [a for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    return 2 * sum(a.nbytes for a in fl)
+
+
+def _logits_nbytes(args):
+    """Logits read + gradient written (integer-label losses: labels are negligible)."""
+    return 2 * args[0].nbytes
+
+
+def _torch_peer(build):
+    def peer(args, kwargs):
+        import torch  # noqa: F401  (ImportError when missing)
+        return build(args, kwargs)
+    return peer
+
+
+def _t(a, grad=False):
+    import torch
+    t = torch.from_numpy(np.asarray(a))
+    if grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _fb(loss_fn, leaves):
+    """A zero-argument callable: forward + backward, gradients cleared each time."""
+    def run():
+        for t in leaves:
+            t.grad = None
+        loss_fn().backward()
+    return run
+
+
+def _peer_ce_int(args, kwargs):
+    import torch.nn.functional as F
+    x, k = _t(args[0], True), _t(args[1].astype(np.int64))
+    return _fb(lambda: F.cross_entropy(x, k), [x])
+
+
+def _peer_ce_dense(args, kwargs):
+    import torch.nn.functional as F
+    x, y = _t(args[0], True), _t(args[1])
+    return _fb(lambda: F.cross_entropy(x, y), [x])
+
+
+def _peer_kl(args, kwargs):
+    import torch.nn.functional as F
+    x, y = _t(args[0], True), _t(args[1])
+    return _fb(lambda: F.kl_div(x, y, reduction="batchmean"), [x])
+
+
+def _peer_softmax_kl(args, kwargs):
+    import torch.nn.functional as F
+    x, y = _t(args[0], True), _t(args[1])
+    return _fb(lambda: F.kl_div(F.log_softmax(x, -1), y, reduction="batchmean"), [x])
+
+
+def _peer_hinge(args, kwargs):
+    import torch.nn.functional as F
+    x, k = _t(args[0], True), _t(args[1].astype(np.int64))
+    return _fb(lambda: F.multi_margin_loss(x, k), [x])
+
+
+def _peer_cemb(args, kwargs):
+    import torch.nn.functional as F
+    a, b, y = _t(args[0], True), _t(args[1], True), _t(args[2])
+    return _fb(lambda: F.cosine_embedding_loss(a, b, y), [a, b])
+
+
+def _peer_cdist(args, kwargs):
+    a, b = _t(args[0], True), _t(args[1], True)
+    return _fb(lambda: (1 - (a * b).sum(-1)).mean(), [a, b])
+
+
+def _peer_triplet(args, kwargs):
+    import torch.nn.functional as F
+    a, p, n = (_t(u, True) for u in args[:3])
+    return _fb(lambda: F.triplet_margin_loss(a, p, n), [a, p, n])
+
+
+def _peer_mpse(args, kwargs):
+    p, t = _t(args[0], True), _t(args[1], True)
+
+    def f():
+        d = (p - t).reshape(p.shape[0], -1)
+        n = d.shape[1]
+        return (2 * (n * (d * d).sum(1) - d.sum(1) ** 2) / (n * (n - 1))).mean()
+    return _fb(f, [p, t])
+
+
+def cases(quick: bool = False) -> list:
+    s = 8 if quick else 1     # quick: smaller shapes
+
+    def ice(N, C):
+        def make(dtype=np.float32):
+            r = _rng()
+            return (r.standard_normal((N, C), dtype=np.float32).astype(dtype),
+                    r.integers(0, C, N)), {}
+        return make
+
+    def dense(N, C, prob_first=False):
+        def make(dtype=np.float32):
+            r = _rng()
+            x = r.standard_normal((N, C), dtype=np.float32).astype(dtype)
+            y = r.random((N, C), dtype=np.float32).astype(dtype)
+            y /= y.sum(-1, keepdims=True)
+            if prob_first:
+                x = np.log(np.abs(x) + 0.1)
+                x -= np.log(np.exp(x).sum(-1, keepdims=True))
+            return (x, y), {}
+        return make
+
+    def floats(n_inputs, N, D, labels=None):
+        def make(dtype=np.float32):
+            r = _rng()
+            args = tuple(r.standard_normal((N, D), dtype=np.float32).astype(dtype)
+                         for _ in range(n_inputs))
+            if labels == "pm1":
+                args = args + (np.where(r.random(N) < 0.5, 1.0, -1.0).astype(dtype),)
+            if labels == "int":
+                args = args + (r.integers(0, D, N),)
+            return args, {}
+        return make
+
+    tp = _torch_peer
+    return [
+        Case("softmax_cross_entropy_with_integer_labels", f"N={32768 // s},C=1000",
+             ice(32768 // s, 1000), _logits_nbytes, {"torch": tp(_peer_ce_int)}),
+        Case("softmax_cross_entropy_with_integer_labels", f"N=64,C={262144 // s}",
+             ice(64, 262144 // s), _logits_nbytes, {"torch": tp(_peer_ce_int)}),
+        Case("softmax_cross_entropy", f"N={8192 // s},C=1000", dense(8192 // s, 1000),
+             _logits_nbytes, {"torch": tp(_peer_ce_dense)}),
+        Case("kl_divergence", f"N={8192 // s},C=1000", dense(8192 // s, 1000, True),
+             _logits_nbytes, {"torch": tp(_peer_kl)}),
+        Case("softmax_kl_divergence", f"N={8192 // s},C=1000", dense(8192 // s, 1000),
+             _logits_nbytes, {"torch": tp(_peer_softmax_kl)}),
+        Case("multiclass_hinge", f"N={32768 // s},C=100", floats(1, 32768 // s, 100, "int"),
+             _logits_nbytes, {"torch": tp(_peer_hinge)}),
+        Case("cosine_embedding", f"N={32768 // s},D=256", floats(2, 32768 // s, 256, "pm1"),
+             _nbytes, {"torch": tp(_peer_cemb)}, argnums=(0, 1)),
+        Case("cosine_distance", f"N={32768 // s},D=256", floats(2, 32768 // s, 256), _nbytes,
+             {"torch": tp(_peer_cdist)}, argnums=(0, 1)),
+        Case("triplet_margin", f"N={32768 // s},D=256", floats(3, 32768 // s, 256), _nbytes,
+             {"torch": tp(_peer_triplet)}, argnums=(0, 1, 2)),
+        Case("mean_pairwise_squared_error", f"N={32768 // s},D=256", floats(2, 32768 // s, 256),
+             _nbytes, {"torch": tp(_peer_mpse)}, argnums=(0, 1)),
+    ]

@@ -1,0 +1,331 @@
+"""The CTC loss: validation, dispatch, reductions; ``ctc_loss`` and ``ctc_greedy_decode``.
+
+Everything is checked here, in Python, before a kernel runs (errors raised inside a
+``prange`` would be dropped).  The kernels live in :mod:`fastloss._cpu.ctc` and
+:mod:`fastloss._cuda.ctc`; their log-space scalar math in :mod:`fastloss._math.ctc`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _device
+from ._api import LossInfo, register
+from ._compile import cpu_kernel, dtype_tag, namespace
+from ._validate import as_float, as_host_array, check_choice, check_out, float_dtype_of
+
+__all__ = ["ctc_loss", "ctc_greedy_decode"]
+
+MATH = "fastloss._math.ctc"
+NAME = "ctc_loss"
+DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
+LAYOUTS = ("NTC", "TNC")
+REDUCTIONS = ("none", "sum", "mean", "mean_batch")
+
+
+def cpu_kernel_for(dtype):
+    """The cached CTC kernel for one dtype (compiled on first call, cached on disk)."""
+    from ._cpu.ctc import ctc_kernel
+
+    tag = dtype_tag(dtype)
+    ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
+    return cpu_kernel(ctc_kernel, f"ctc_{tag}", {"lse3": ns["logaddexp3"], "exp_fn": ns["exp_"]},
+                      parallel=not DEBUG, boundscheck=True if DEBUG else None)
+
+
+# --- validation -------------------------------------------------------------------------
+
+def _check_int(value, name, fn):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _check_bool(value, name, fn):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _host(a, name, fn):
+    """A host NumPy view of ``a`` (copied from the device when it lives on CUDA)."""
+    if _device.on_cuda(a):
+        from numba import cuda
+        try:
+            return cuda.as_cuda_array(a).copy_to_host()
+        except Exception as exc:
+            raise TypeError(f"{fn}: {name} cannot be read as a CUDA array ({exc})") from None
+    return as_host_array(a, name, fn)
+
+
+def _int_array(a, name, fn, ndim=None):
+    h = _host(a, name, fn)
+    if h.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: {name} must be an integer array, got dtype {h.dtype}")
+    if ndim is not None and h.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{fn}: {name} must be {want}, got shape {h.shape}")
+    return h
+
+
+def _lengths(a, name, n, fn):
+    h = _int_array(a, name, fn)
+    if h.ndim != 1 or h.shape[0] != n:
+        raise ValueError(f"{fn}: {name} must have shape ({n},) (one length per sequence, "
+                         f"N = {n} from logits), got shape {h.shape}")
+    h = h.astype(np.int64)
+    if h.size and h.min() < 0:
+        raise ValueError(f"{fn}: {name} must be non-negative, found {int(h.min())}")
+    return h
+
+
+def _padded_labels(labels, lab_len, n, C, blank, fn):
+    """Labels as a padded (N, Lmax) int64 array, padding set to ``blank``; values checked."""
+    h = _int_array(labels, "labels", fn, ndim=(1, 2))
+    lmax = int(lab_len.max()) if n else 0
+    valid = np.arange(lmax)[None, :] < lab_len[:, None]
+    if h.ndim == 2:
+        if h.shape[0] != n:
+            raise ValueError(f"{fn}: labels of shape {h.shape} must have N = {n} rows "
+                             f"(logits batch size)")
+        if lmax > h.shape[1]:
+            raise ValueError(f"{fn}: label_lengths must be <= labels.shape[1] = {h.shape[1]}, "
+                             f"found {lmax}")
+        pad = np.where(valid, h[:, :lmax], blank).astype(np.int64)
+    else:
+        total = int(lab_len.sum())
+        if h.shape[0] != total:
+            raise ValueError(f"{fn}: 1-D labels of shape {h.shape} must hold "
+                             f"sum(label_lengths) = {total} targets")
+        pad = np.full((n, lmax), blank, np.int64)
+        pad[valid] = h
+    vals = pad[valid]
+    if vals.size:
+        lo, hi = int(vals.min()), int(vals.max())
+        if lo < 0 or hi >= C:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{fn}: labels must lie in [0, {C}) (C = logits.shape[-1]), "
+                             f"found {bad}")
+        if np.any(vals == blank):
+            raise ValueError(f"{fn}: labels must not contain the blank index {blank}")
+    return pad
+
+
+def _extended(pad, lab_len, blank):
+    """Extended labels (N, 2·Lmax + 1) and skip flags (N, 2·Lmax + 3): s−2 → s allowed."""
+    n, lmax = pad.shape
+    smax = 2 * lmax + 1
+    ext = np.full((n, smax), blank, np.int64)
+    ext[:, 1::2] = pad
+    skipok = np.zeros((n, smax + 2), np.bool_)
+    if lmax > 1:
+        # state 2j+1 (label j) from state 2j-1 (label j-1) when the labels differ
+        j = np.arange(1, lmax)
+        ok = (pad[:, 1:] != pad[:, :-1]) & (j[None, :] < lab_len[:, None])
+        skipok[:, 2 * j + 1] = ok
+    return ext, skipok
+
+
+def _weights(sample_weight, n, fn):
+    if sample_weight is None:
+        return None
+    w = _host(sample_weight, "sample_weight", fn)
+    float_dtype_of(w, "sample_weight", fn)
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"{fn}: sample_weight must be a scalar or have shape ({n},) "
+                         f"(one weight per sequence), got shape {w.shape}")
+    w = w.astype(np.float64)
+    if np.any(w < 0):
+        raise ValueError(f"{fn}: sample_weight must be non-negative, found {w[w < 0][0]}")
+    return w
+
+
+def _prepare(inputs, params, sample_weight, reduction, fn):
+    """Validated metadata and host arrays (everything but the logits' data)."""
+    blank = _check_int(params["blank"], "blank", fn)
+    layout = check_choice(params["layout"], LAYOUTS, "layout", fn)
+    zero_inf = _check_bool(params["zero_infinity"], "zero_infinity", fn)
+    log_probs = _check_bool(params["log_probs"], "log_probs", fn)
+    check_choice(reduction, REDUCTIONS, "reduction", fn)
+    logits = inputs["logits"]
+    meta = _device.shape_dtype(logits)
+    if meta is None:
+        xh = as_host_array(logits, "logits", fn)
+        meta = (xh.shape, xh.dtype)
+    else:
+        xh = None
+    shape, xdt = meta
+    if len(shape) != 3:
+        raise ValueError(f"{fn}: logits must be 3-D ({layout}: "
+                         f"{'(N, T, C)' if layout == 'NTC' else '(T, N, C)'}), got shape {shape}")
+    dt = float_dtype_of(np.empty(0, xdt), "logits", fn)
+    tnc = layout == "TNC"
+    T, N = (shape[0], shape[1]) if tnc else (shape[1], shape[0])
+    C = shape[2]
+    if not 0 <= blank < C:
+        raise ValueError(f"{fn}: blank must lie in [0, {C}) (C = logits.shape[-1]), got {blank}")
+    in_len = _lengths(inputs["input_lengths"], "input_lengths", N, fn)
+    if in_len.size and in_len.max() > T:
+        raise ValueError(f"{fn}: input_lengths must be <= T = {T} (logits shape {shape}, "
+                         f"layout {layout}), found {int(in_len.max())}")
+    lab_len = _lengths(inputs["label_lengths"], "label_lengths", N, fn)
+    pad = _padded_labels(inputs["labels"], lab_len, N, C, blank, fn)
+    w = _weights(sample_weight, N, fn)
+    ext, skipok = _extended(pad, lab_len, blank)
+    return dict(xh=xh, shape=shape, dt=dt, tnc=tnc, N=N, T=T, C=C, blank=blank,
+                zero_inf=zero_inf, log_probs=log_probs, in_len=in_len, lab_len=lab_len,
+                w=w, ext=ext, skipok=skipok)
+
+
+def _scales(reduction, w, lab_len, n):
+    """(gradient factor per sequence, Σw) of the reduced value."""
+    ww = np.ones(n) if w is None else w
+    wsum = float(np.sum(ww))
+    if reduction in ("none", "sum"):
+        return ww.copy(), wsum
+    sc = ww / wsum if wsum > 0 else np.full(n, np.nan)
+    if reduction == "mean":
+        sc = sc / np.maximum(lab_len, 1)
+    return sc, wsum
+
+
+def _reduce(losses, p, reduction, wsum, dt):
+    """The reduced value from the per-sequence losses (float64)."""
+    if p["zero_inf"]:
+        losses = np.where(np.isposinf(losses), 0.0, losses)
+    w = p["w"]
+    wl = losses if w is None else np.where(w == 0, 0.0, w * losses)
+    if reduction == "none":
+        return wl.astype(dt)
+    if reduction == "sum":
+        return dt.type(np.sum(wl))
+    if reduction == "mean":
+        wl = wl / np.maximum(p["lab_len"], 1)
+    return dt.type(np.sum(wl) / wsum) if wsum > 0 else dt.type(np.nan)
+
+
+# --- the runner ---------------------------------------------------------------------------
+
+def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
+        want_grad=False, want_hess=False, argnums=(0,), grad_out=None, hess_out=None):
+    """Value (and gradient w.r.t. ``logits``) of the CTC loss; the runner of ``ctc_loss``."""
+    fn = NAME
+    if want_hess or hess_out is not None:
+        raise ValueError(f"{fn} has no Hessian")
+    where = _device.resolve(device, {"logits": inputs["logits"]}, fn)
+    p = _prepare(inputs, params, sample_weight, reduction, fn)
+    scale, wsum = _scales(reduction, p["w"], p["lab_len"], p["N"])
+    if where == "cuda":
+        return _run_cuda(inputs["logits"], p, scale, wsum, reduction, want_grad, grad_out)
+    dt, shape = p["dt"], p["shape"]
+    x = as_float(p["xh"], dt, "logits")
+    g = None
+    if want_grad:
+        g = (check_out(grad_out, shape, dt, "grad_out", fn) if grad_out is not None
+             else np.empty(shape, dt))
+    losses = np.zeros(p["N"])
+    if p["N"]:
+        from ._cpu import launch
+
+        kern = cpu_kernel_for(dt)
+        skip = np.where(p["skipok"], 0.0, -np.inf).astype(dt)
+        launch(kern, x, p["tnc"], p["log_probs"], p["ext"], skip, p["in_len"], p["lab_len"],
+               scale, losses, want_grad, g if want_grad else np.empty((0, 0, 0), dt))
+    return _reduce(losses, p, reduction, wsum, dt), {"logits": g}, None
+
+
+def _run_cuda(logits, p, scale, wsum, reduction, want_grad, grad_out):
+    from numba import cuda
+
+    from ._cuda.ctc import launch_ctc
+
+    if grad_out is not None:
+        raise ValueError(f"{NAME}: grad_out is supported on the CPU only")
+    dt, shape = p["dt"], p["shape"]
+    kind = _device.device_kind({"logits": logits})
+    x = _device.to_device(logits if p["xh"] is None else p["xh"], dt, "logits", NAME)
+    g = cuda.device_array(shape, dt) if want_grad else None
+    logp = launch_ctc(namespace(MATH, "cuda"), dt, x, p["tnc"], p["log_probs"],
+                      cuda.to_device(p["ext"]), cuda.to_device(p["skipok"].astype(np.uint8)),
+                      cuda.to_device(p["in_len"]), cuda.to_device(p["lab_len"]),
+                      cuda.to_device(scale), g)
+    losses = -logp
+    value = _reduce(losses, p, reduction, wsum, dt)
+    if reduction == "none" and kind != "host":
+        value = _device.wrap(cuda.to_device(value), kind, value.shape)
+    grad = None if g is None else _device.wrap(g, kind, shape)
+    return value, {"logits": grad}, None
+
+
+_DOC = """Connectionist temporal classification loss, −log p(labels | logits), per sequence.
+
+log_softmax over the class axis is fused in (pass ``log_probs=True`` when ``logits`` are
+already log-probabilities).  ``fastloss.value_and_grad(ctc_loss)`` returns the gradient
+with respect to ``logits``: softmax − γ (γ the posterior occupancy of each class, as
+warp-ctc), or −γ with ``log_probs=True`` (the true gradient with respect to the
+log-probabilities, not PyTorch's quirk); same shape, dtype and layout as ``logits``.
+
+Parameters
+----------
+logits : array (N, T, C) for layout "NTC", (T, N, C) for "TNC"; float32 or float64
+labels : int array, padded (N, S), or 1-D concatenated targets (as PyTorch)
+input_lengths : int array (N,), each <= T; later frames are ignored (zero gradient)
+label_lengths : int array (N,)
+blank : int, default 0, the blank class index
+layout : "NTC" | "TNC"
+reduction : "none" (N,) | "sum" | "mean" | "mean_batch".  "mean" divides each loss by its
+    label length (clamped to >= 1) and averages over the batch (as PyTorch); "mean_batch"
+    is the plain batch mean (MXNet Gluon, optax).  With ``sample_weight`` w (N,): "none"
+    gives w·ℓ, "sum" Σ w·ℓ, "mean" Σ w·ℓ/max(len,1) / Σ w, "mean_batch" Σ w·ℓ / Σ w.
+zero_infinity : bool; impossible alignments (labels, plus the blanks their repeats need,
+    longer than the frames) give loss 0 instead of +inf.  Their gradient is 0 either way.
+log_probs : bool, ``logits`` are log-probabilities
+sample_weight : array (N,) or scalar, optional, non-negative
+device : "auto" | "cpu" | "cuda" (decided by where ``logits`` live; labels and lengths
+    may live on either side)
+"""
+
+ctc_loss = register(LossInfo(
+    name=NAME, kind="ctc", inputs=("logits", "labels", "input_lengths", "label_lengths"),
+    params={"blank": 0, "layout": "NTC", "zero_infinity": False, "log_probs": False},
+    runner=run, differentiable=("logits",), has_hessian=False,
+    common={"sample_weight": None, "reduction": "mean", "device": "auto"},
+    formula="−log Σ_{π ∈ B⁻¹(l)} Π_t p_t(π_t)", doc=_DOC))
+ctc_loss.__doc__ = _DOC
+
+
+# --- greedy decoding --------------------------------------------------------------------------
+
+def ctc_greedy_decode(logits, input_lengths, *, blank=0, layout="NTC"):
+    """Best-path decoding: argmax per frame, merge repeats, drop blanks.
+
+    Returns ``(labels, lengths)``: labels (N, T) int64 padded with -1, lengths (N,) int64.
+    Frames past ``input_lengths`` are ignored.  Runs on the host (device inputs are copied).
+    """
+    fn = "ctc_greedy_decode"
+    blank = _check_int(blank, "blank", fn)
+    layout = check_choice(layout, LAYOUTS, "layout", fn)
+    x = _host(logits, "logits", fn)
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: logits must be 3-D ({layout}), got shape {x.shape}")
+    float_dtype_of(x, "logits", fn)
+    if layout == "TNC":
+        x = x.transpose(1, 0, 2)
+    N, T, C = x.shape
+    if not 0 <= blank < C:
+        raise ValueError(f"{fn}: blank must lie in [0, {C}) (C = logits.shape[-1]), got {blank}")
+    in_len = _lengths(input_lengths, "input_lengths", N, fn)
+    if in_len.size and in_len.max() > T:
+        raise ValueError(f"{fn}: input_lengths must be <= T = {T}, found {int(in_len.max())}")
+    best = np.argmax(x, axis=-1) if C else np.zeros((N, T), np.int64)
+    prev = np.concatenate([np.full((N, 1), -1), best[:, :-1]], axis=1)
+    keep = (best != blank) & (best != prev) & (np.arange(T)[None, :] < in_len[:, None])
+    lengths = keep.sum(axis=1).astype(np.int64)
+    out = np.full((N, T), -1, np.int64)
+    pos = np.cumsum(keep, axis=1) - 1
+    rows = np.nonzero(keep)
+    out[rows[0], pos[rows]] = best[rows]
+    return out, lengths

@@ -1,0 +1,567 @@
+"""The row-wise family: validate, pick the target, allocate, launch, reduce, wrap.
+
+Every loss of the family is a :class:`RowLoss`: its input names and roles, how its
+parameters become the kernel's four scalars, and which row math (a tag of
+:mod:`fastloss._math.rowwise`) it runs.  :func:`run` is the runner every public function
+calls (the contract of :mod:`fastloss._api`).
+
+Layout: the class/feature axis is moved last (a copy when ``axis`` is not the last axis;
+gradients are moved back), the batch dimensions are flattened into rows.  All checks that
+protect the kernels (shapes, label ranges, ±1 labels, class weights) run here, in Python,
+before any kernel; probability rows with negative entries are counted by the kernels and
+raised afterwards.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _device
+from ._compile import cached, cpu_kernel, dtype_tag, namespace
+from ._validate import (REDUCTIONS, as_float, as_host_array, broadcast_to_shape, check_choice,
+                        check_out, float_dtype_of)
+
+MATH = "fastloss._math.rowwise"
+DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
+CHUNK = 16384   # columns per task of the chunked CPU kernel (few long rows)
+
+
+@dataclass
+class RowLoss:
+    name: str
+    order: tuple                  # the public function's positional inputs, in order
+    floats: tuple                 # names of the float inputs -> kernel A, B, C
+    labels: str | None = None     # name of the label input
+    label_kind: str | None = None  # "int" (class index per row) or "pm1" (±1 per row)
+    axis: bool = False            # has an ``axis`` parameter
+    flatten: bool = False         # rows = first dimension, everything else one row
+    prob: str | None = None       # input whose entries must be >= 0 (counted by the kernel)
+    differentiable: tuple = ()
+    params: dict = field(default_factory=dict)
+    prepare: object = None        # (params, C, dtype, extras) -> (tag, need_max, (p0..p3))
+    formula: str = ""
+    doc: str = ""
+
+
+ROWLOSSES: dict[str, RowLoss] = {}
+
+
+# ----------------------------------------------------------------- parameter checks
+def _real(v, name, fn, rule=None):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {v!r}")
+    v = float(v)
+    if not np.isfinite(v):
+        raise ValueError(f"{fn}: {name} must be finite, got {v!r}")
+    if rule == "closed01" and not 0 <= v <= 1:
+        raise ValueError(f"{fn}: {name} must be in [0, 1], got {v!r}")
+    if rule == ">=0" and v < 0:
+        raise ValueError(f"{fn}: {name} must be >= 0, got {v!r}")
+    return v
+
+
+def _bool(v, name, fn):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {v!r}")
+    return bool(v)
+
+
+def _int(v, name, fn):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an integer, got {v!r}")
+    return int(v)
+
+
+# ------------------------------------------------------------------------ kernels
+def _flags(tag, need_max, spec, has_cw):
+    return (need_max, spec.label_kind == "int", spec.label_kind == "pm1", has_cw)
+
+
+def cpu_kernel_for(tag, flags, dtype, chunked):
+    """The cached kernel of one row math for one dtype (compiled on first call)."""
+    import numba
+
+    from ._cpu import rowwise as tmpl
+
+    need_max, int_labels, float_labels, has_cw = flags
+    dt = dtype_tag(dtype)
+    ns = namespace(MATH, "cpu32" if dt == "f32" else "cpu64")
+    f1 = ns[f"{tag}_f1"] if f"{tag}_f1" in ns else ns["first_f1" if need_max else "nomax_f1"]
+    bind = {"f1": f1, "f2": ns[f"{tag}_f2"], "fin": ns[f"{tag}_fin"], "f3": ns[f"{tag}_f3"],
+            "FT": numba.float32 if dt == "f32" else numba.float64, "NEED_MAX": need_max,
+            "INT_LABELS": int_labels, "FLOAT_LABELS": float_labels, "HAS_CW": has_cw,
+            "FIXK": f"{tag}_fixk" in ns, "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"])}
+    name = f"{tag}_{dt}" + ("_cw" if has_cw else "")
+    bind.update(cached(("row-helpers", name), lambda: _helpers(tmpl, bind)))
+    template = tmpl.chunk_kernel if chunked else tmpl.row_kernel
+    return cpu_kernel(template, name, bind, parallel=not DEBUG,
+                      boundscheck=True if DEBUG else None)
+
+
+def _helpers(tmpl, bind):
+    """Per-loss inlined copies of the templates' row helpers (they call the bound math)."""
+    import types
+
+    from numba import njit
+
+    from ._compile import FASTMATH
+
+    g = dict(vars(tmpl))
+    g.update(bind)
+    out = {}
+    for n in ("_rowmax", "_rowsums"):
+        f = getattr(tmpl, n)
+        out[n] = njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(
+            types.FunctionType(f.__code__, g, n, f.__defaults__))
+    return out
+
+
+def _use_chunks(N, D):
+    import numba
+    return N < 2 * numba.get_num_threads() and D >= 2 * CHUNK
+
+
+# ------------------------------------------------------------------------- runner
+def _shape_err(fn, a, sa, b, sb):
+    return ValueError(f"{fn}: {b} of shape {tuple(sb)} does not match {a} of shape {tuple(sa)}")
+
+
+def _norm_axis(axis, ndim, fn):
+    axis = _int(axis, "axis", fn)
+    if ndim == 0:
+        raise ValueError(f"{fn}: inputs must have at least one dimension (the class axis)")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{fn}: axis {axis} is out of range for inputs with {ndim} dimensions")
+    return axis % ndim
+
+
+def _meta(x, name, fn):
+    """(shape, dtype) of a host or device input without copying device data."""
+    m = _device.shape_dtype(x)
+    if m is not None:
+        return m
+    a = as_host_array(x, name, fn)
+    return a.shape, a.dtype
+
+
+def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
+        device="auto", out=None, want_grad=False, want_hess=False, argnums=(0,),
+        grad_out=None, hess_out=None):
+    """Value (and gradients w.r.t. the requested inputs) of one row-wise loss.
+
+    Returns ``(value, {input_name: grad}, None)``; gradients refer to the reduced value
+    (with ``reduction="none"``, to the sum of the per-row losses).
+    """
+    fn = spec.name
+    check_choice(reduction, REDUCTIONS, "reduction", fn)
+    if want_hess:
+        raise ValueError(f"{fn} has no Hessian")
+    names = spec.floats
+    wanted = []
+    if want_grad:
+        for i in ((argnums,) if isinstance(argnums, int) else argnums):
+            n = spec.order[i]
+            if n not in spec.differentiable:
+                raise ValueError(f"{fn}: no gradient with respect to {n!r}; differentiable "
+                                 f"inputs are {spec.differentiable}")
+            if n not in wanted:
+                wanted.append(n)
+    arrays = {n: inputs[n] for n in names}
+    every = dict(arrays)
+    if spec.labels:
+        every[spec.labels] = inputs[spec.labels]
+    every["sample_weight"] = sample_weight
+    where = _device.resolve(device, every, fn)
+    kind = _device.device_kind(every)
+
+    # ---- shapes and dtype (metadata only)
+    metas = {n: _meta(arrays[n], n, fn) for n in names}
+    first = names[0]
+    shape, pdt = metas[first]
+    dt = float_dtype_of(np.empty(0, pdt), first, fn)
+    for n in names[1:]:
+        float_dtype_of(np.empty(0, metas[n][1]), n, fn)
+        if tuple(metas[n][0]) != tuple(shape):
+            raise _shape_err(fn, first, shape, n, metas[n][0])
+    ndim = len(shape)
+    if spec.flatten:
+        if ndim < 1:
+            raise ValueError(f"{fn}: {first} must have a batch dimension, got shape {shape}")
+        ax = None
+        batch = tuple(shape[:1])
+        D = int(np.prod(shape[1:])) if ndim > 1 else 1
+    else:
+        ax = _norm_axis(params.get("axis", -1), ndim, fn)
+        batch = tuple(s for i, s in enumerate(shape) if i != ax)
+        D = int(shape[ax])
+    N = int(np.prod(batch)) if batch else 1
+    if D == 0 and not spec.flatten:
+        raise ValueError(f"{fn}: {first} has an empty class axis (shape {tuple(shape)})")
+    moved = ax is not None and ax != ndim - 1
+
+    # ---- labels (always validated on the host: they are small)
+    K = YL = None
+    labels_h = None
+    if spec.labels:
+        lab = inputs[spec.labels]
+        labels_h = (_device_to_host(lab) if _device.on_cuda(lab)
+                    else as_host_array(lab, spec.labels, fn))
+        if labels_h.shape != batch:
+            raise ValueError(f"{fn}: {spec.labels} of shape {labels_h.shape} does not match the "
+                             f"batch shape {batch} of {first} (shape {tuple(shape)})")
+        if spec.label_kind == "int":
+            if labels_h.dtype.kind not in "iu":
+                raise TypeError(f"{fn}: {spec.labels} must be an integer array of class "
+                                f"indices, got dtype {labels_h.dtype}")
+            K = np.array(labels_h, dtype=np.int64).reshape(-1)
+        else:
+            YL = np.ascontiguousarray(labels_h, dtype=dt).reshape(-1)
+            okv = (YL == 1) | (YL == -1)
+            if not okv.all():
+                bad = YL[~okv][0]
+                raise ValueError(f"{fn}: {spec.labels} must be 1 or -1, found {float(bad):g}")
+
+    tag, need_max, pvals, extra = spec.prepare(params, D, dt, K, fn)
+    CWh = extra.get("class_weight")
+    has_cw = CWh is not None
+    flags = _flags(tag, need_max, spec, has_cw)
+
+    # ---- sample weights per row and the denominator of "mean"
+    w, ws = _row_weights(sample_weight, batch, dt, fn)
+    rw_h = None if w is None else w.reshape(-1)
+    if K is not None:
+        counted = (K >= 0) & (K < D)
+        per = counted.astype(np.float64)
+        if has_cw:
+            per = per * CWh.astype(np.float64)[np.where(counted, K, 0)]
+        wsum = ws * float(np.sum(per if rw_h is None else per * rw_h, dtype=np.float64))
+    else:
+        wsum = ws * (float(N) if rw_h is None else float(np.sum(rw_h, dtype=np.float64)))
+    gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
+
+    if where == "cuda":
+        return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
+                         K, YL, CWh, rw_h, ws, pvals, gscale, wsum, reduction, wanted,
+                         grad_out, out)
+
+    # ---- host arrays, class axis last, rows flattened
+    hs = {}
+    for n in names:
+        h = as_host_array(arrays[n], n, fn)
+        if moved:
+            h = np.moveaxis(h, ax, -1)
+        hs[n] = as_float(h, dt, n).reshape(N, D)
+    A = hs[names[0]]
+    B = hs[names[1]] if len(names) > 1 else A
+    Cm = hs[names[2]] if len(names) > 2 else A
+    gbufs = _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D)
+    # always an array (N values): one kernel variant fewer per loss, negligible traffic
+    out_l = np.empty(N, dt)
+    if reduction == "none" and out is not None:
+        out_l = check_out(out, batch, dt, "out", fn).reshape(-1)
+    if N == 0 or D == 0:
+        s, bad = 0.0, 0.0
+        out_l[:] = 0
+        for e in gbufs.values():
+            e[1][...] = 0
+    else:
+        from ._cpu import launch
+
+        chunked = _use_chunks(N, D)
+        kern = cpu_kernel_for(tag, flags, dt, chunked)
+        gA = gbufs.get(names[0])
+        gB = gbufs.get(names[1]) if len(names) > 1 else None
+        gC = gbufs.get(names[2]) if len(names) > 2 else None
+        args = (A, B, Cm, K if K is not None else np.zeros(1, np.int64),
+                YL if YL is not None else np.zeros(1, dt),
+                CWh if has_cw else np.ones(1, dt),
+                rw_h if rw_h is not None else np.ones(N, dt), dt.type(ws),
+                *(dt.type(v) for v in pvals), dt.type(gscale), out_l,
+                None if gA is None else gA[1], None if gB is None else gB[1],
+                None if gC is None else gC[1])
+        if chunked:
+            args = args + (CHUNK,)
+        s, bad = launch(kern, *args)
+    if bad:
+        raise _prob_error(spec, bad)
+    grads = {n: _finish_grad(gbufs[n], shape, ax, moved) for n in wanted}
+    return _reduce(s, wsum, reduction, out_l, batch, dt), grads, None
+
+
+def _device_to_host(a):
+    return _device.as_device_array(a).copy_to_host()
+
+
+def _prob_error(spec, bad):
+    return ValueError(f"{spec.name}: {spec.prob} must hold probabilities (non-negative entries); "
+                      f"{int(bad)} negative entr{'y' if int(bad) == 1 else 'ies'} found")
+
+
+def _row_weights(sample_weight, batch, dt, fn):
+    """(per-row array or None, scalar factor)."""
+    if sample_weight is None:
+        return None, 1.0
+    w = (_device_to_host(sample_weight) if _device.on_cuda(sample_weight)
+         else as_host_array(sample_weight, "sample_weight", fn))
+    float_dtype_of(w, "sample_weight", fn)
+    if w.ndim == 0:
+        v = float(w)
+        if v < 0:
+            raise ValueError(f"{fn}: sample_weight must be non-negative, got {v}")
+        return None, v
+    w = broadcast_to_shape(as_float(w, dt, "sample_weight"), batch, "sample_weight",
+                           "the batch (rows)", fn)
+    if w.size and np.min(w) < 0:
+        raise ValueError(f"{fn}: sample_weight must be non-negative, found {np.min(w)}")
+    return np.ascontiguousarray(w), 1.0
+
+
+def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D):
+    """{name: (user-visible array, 2-D kernel view)} for the requested gradients."""
+    outs = {}
+    if grad_out is not None:
+        if isinstance(grad_out, (tuple, list)):
+            if len(grad_out) != len(wanted):
+                raise ValueError(f"{fn}: grad_out must hold {len(wanted)} buffers "
+                                 f"(one per requested input), got {len(grad_out)}")
+            outs = dict(zip(wanted, grad_out))
+        else:
+            if len(wanted) != 1:
+                raise ValueError(f"{fn}: grad_out must be a tuple of {len(wanted)} buffers")
+            outs = {wanted[0]: grad_out}
+    res = {}
+    for n in wanted:
+        given = outs.get(n)
+        if given is not None:
+            g = check_out(given, shape, dt, "grad_out", fn)
+            if moved:
+                res[n] = (g, np.empty((N, D), dt), True)
+            else:
+                res[n] = (g, g.reshape(N, D), False)
+        else:
+            k = np.empty((N, D), dt)
+            res[n] = (None, k, False)
+    return res
+
+
+def _moved_shape(shape, ax):
+    return tuple(s for i, s in enumerate(shape) if i != ax) + (shape[ax],)
+
+
+def _finish_grad(entry, shape, ax, moved):
+    """The gradient in the caller's layout (class axis moved back where it was)."""
+    user, k2, _ = entry
+    if not moved:
+        return user if user is not None else k2.reshape(shape)
+    g = np.moveaxis(k2.reshape(_moved_shape(shape, ax)), -1, ax)
+    if user is not None:
+        user[...] = g
+        return user
+    return g
+
+
+def _reduce(s, wsum, reduction, out_l, batch, dt):
+    if reduction == "none":
+        return out_l.reshape(batch)
+    if reduction == "sum":
+        return dt.type(s)
+    return dt.type(s / wsum) if wsum > 0 else dt.type(np.nan)
+
+
+def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K, YL, CWh,
+              rw_h, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out):
+    from numba import cuda
+
+    from ._cuda.rowwise import launch_rowwise
+
+    fn = spec.name
+    if grad_out is not None or out is not None:
+        raise ValueError(f"{fn}: out= and grad_out= buffers are supported for host arrays only")
+    names = spec.floats
+    dev = {}
+    for n in names:
+        x = arrays[n]
+        if moved:  # the class axis is moved on the host (a copy), then uploaded
+            h = _device_to_host(x) if _device.on_cuda(x) else as_host_array(x, n, fn)
+            d = cuda.to_device(np.ascontiguousarray(np.moveaxis(h, ax, -1), dtype=dt))
+        else:
+            d = _device.to_device(x, dt, n, fn)
+        dev[n] = d.reshape(N, D) if N * D else d
+    up = (lambda a: None if a is None else cuda.to_device(np.ascontiguousarray(a)))
+    gd = {n: cuda.device_array((N, D), dt) for n in wanted}
+    if N == 0 or D == 0:
+        s, bad, rowv_h = 0.0, 0.0, np.zeros(N)
+        for g in gd.values():
+            if g.size:
+                g.copy_to_device(np.zeros((N, D), dt))
+    else:
+        ns = namespace(MATH, "cuda")
+        rowv, rowbad = launch_rowwise(
+            tag, ns, flags, dt, dev[names[0]], dev[names[1]] if len(names) > 1 else None,
+            dev[names[2]] if len(names) > 2 else None, up(K), up(YL), up(CWh), up(rw_h), ws,
+            pvals, gscale, gd.get(names[0]), gd.get(names[1]) if len(names) > 1 else None,
+            gd.get(names[2]) if len(names) > 2 else None)
+        rowv_h = rowv.copy_to_host()
+        bad = float(np.sum(rowbad.copy_to_host()))
+        s = float(np.sum(rowv_h))
+    if bad:
+        raise _prob_error(spec, bad)
+
+    def back(h, shp):
+        return h.reshape(shp) if kind == "host" else _device.wrap(cuda.to_device(h), kind, shp)
+
+    if reduction == "none":
+        value = back(rowv_h.astype(dt), batch)
+    else:
+        value = _reduce(s, wsum, reduction, None, batch, dt)
+    grads = {}
+    for n, g in gd.items():
+        if moved:
+            h = np.moveaxis(g.copy_to_host().reshape(_moved_shape(shape, ax)), -1, ax)
+            grads[n] = back(np.ascontiguousarray(h), shape)
+        else:
+            grads[n] = _device.wrap(g, kind, shape)
+    return value, grads, None
+
+
+# --------------------------------------------------------------- the losses' parameters
+def _check_labels_in_range(K, D, fn, name, ignore=None):
+    bad = (K < 0) | (K >= D)
+    if bad.any():
+        v = int(K[bad][0])
+        extra = f" or ignore_index={ignore}" if ignore is not None else ""
+        raise ValueError(f"{fn}: {name} must be class indices in [0, {D}){extra}; found {v} "
+                         f"(number of classes C = {D})")
+
+
+def _prep_sce(params, D, dt, K, fn):
+    s = _real(params["label_smoothing"], "label_smoothing", fn, "closed01")
+    return "sce", True, (s, s / max(D, 1), 1.0 - s, 0.0), {}
+
+
+def _prep_ice(params, D, dt, K, fn):
+    s = _real(params["label_smoothing"], "label_smoothing", fn, "closed01")
+    ign = _int(params["ignore_index"], "ignore_index", fn)
+    skip = K == ign
+    _check_labels_in_range(K[~skip], D, fn, "labels", ign)
+    K[skip] = -1   # the kernels treat any label outside [0, C) as an ignored row
+    cw = params["class_weight"]
+    CW = None
+    W = float(D)
+    if cw is not None:
+        c = as_host_array(cw, "class_weight", fn)
+        float_dtype_of(c, "class_weight", fn)
+        if c.shape != (D,):
+            raise ValueError(f"{fn}: class_weight must have shape ({D},) (one weight per "
+                             f"class), got shape {c.shape}")
+        if not np.all(np.isfinite(c)) or (c.size and c.min() < 0):
+            raise ValueError(f"{fn}: class_weight must be finite and non-negative")
+        CW = np.ascontiguousarray(c, dtype=dt)
+        W = float(np.sum(CW, dtype=np.float64))
+    return "ice", True, (s, s / max(D, 1), 1.0 - s, W), {"class_weight": CW}
+
+
+def _prep_kl(params, D, dt, K, fn):
+    lt = _bool(params["log_target"], "log_target", fn)
+    return ("klt" if lt else "kl"), False, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _prep_skl(params, D, dt, K, fn):
+    return "skl", True, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _prep_mh(params, D, dt, K, fn):
+    margin = _real(params["margin"], "margin", fn)
+    kind = check_choice(params["kind"], ("weston_watkins", "crammer_singer"), "kind", fn)
+    _check_labels_in_range(K, D, fn, "labels")
+    if kind == "crammer_singer":
+        return "mhcs", True, (margin, 0.0, 0.0, 0.0), {}
+    return "mh", False, (margin, 0.0, 0.0, 0.0), {}
+
+
+def _prep_cemb(params, D, dt, K, fn):
+    margin = _real(params["margin"], "margin", fn)
+    eps = _real(params["eps"], "eps", fn, ">=0")
+    return "cemb", False, (margin, eps, 0.0, 0.0), {}
+
+
+def _prep_cdist(params, D, dt, K, fn):
+    return "cdist", False, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _prep_trip(params, D, dt, K, fn):
+    margin = _real(params["margin"], "margin", fn)
+    sq = _bool(params["squared"], "squared", fn)
+    eps = _real(params["eps"], "eps", fn, ">=0")
+    return ("trips" if sq else "trip"), False, (margin, eps, 0.0, 0.0), {}
+
+
+def _prep_mpse(params, D, dt, K, fn):
+    return "mpse", False, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _add(**kw):
+    ROWLOSSES[kw["name"]] = RowLoss(**kw)
+
+
+_add(name="softmax_cross_entropy", order=("logits", "labels"), floats=("logits", "labels"),
+     axis=True, prob="labels", differentiable=("logits", "labels"),
+     params={"axis": -1, "label_smoothing": 0.0}, prepare=_prep_sce,
+     formula="-Σ_c y'_c log softmax(x)_c,  y' = y (1 - s) + s / C",
+     doc="Softmax cross-entropy with dense (probability) labels along ``axis`` "
+         "(TF ``softmax_cross_entropy``; label smoothing as TF: y·(1−s) + s/C). "
+         "Gradients w.r.t. logits and labels (−(1−s)·log softmax).")
+_add(name="softmax_cross_entropy_with_integer_labels", order=("logits", "labels"),
+     floats=("logits",), labels="labels", label_kind="int", axis=True,
+     differentiable=("logits",),
+     params={"axis": -1, "label_smoothing": 0.0, "class_weight": None, "ignore_index": -100},
+     prepare=_prep_ice,
+     formula="(1-s) w_y (lse(x) - x_y) + (s/C) Σ_c w_c (lse(x) - x_c)",
+     doc="Softmax cross-entropy with integer class labels (PyTorch ``cross_entropy``): "
+         "``class_weight`` (C,), ``label_smoothing``, ``ignore_index`` rows contribute 0 with "
+         "0 gradient; 'mean' divides by the summed (sample × class) weights of counted rows.")
+_add(name="kl_divergence", order=("log_probs", "target"), floats=("log_probs", "target"),
+     axis=True, prob="target", differentiable=("log_probs", "target"),
+     params={"axis": -1, "log_target": False}, prepare=_prep_kl,
+     formula="Σ_c t_c (log t_c - log p_c),  0 log 0 = 0",
+     doc="KL divergence KL(t ‖ p) from log-probabilities ``log_probs`` and target "
+         "probabilities (log-probabilities with ``log_target=True``), summed along ``axis``.")
+_add(name="softmax_kl_divergence", order=("logits", "target"), floats=("logits", "target"),
+     axis=True, prob="target", differentiable=("logits", "target"),
+     params={"axis": -1}, prepare=_prep_skl,
+     formula="Σ_c t_c (log t_c - log softmax(x)_c)",
+     doc="KL divergence KL(t ‖ softmax(logits)) along ``axis``; gradient w.r.t. the logits "
+         "(and the target).")
+_add(name="multiclass_hinge", order=("scores", "labels"), floats=("scores",), labels="labels",
+     label_kind="int", differentiable=("scores",),
+     params={"margin": 1.0, "kind": "weston_watkins"}, prepare=_prep_mh,
+     formula="Σ_{j≠y} max(0, s_j - s_y + margin)  (crammer_singer: max_{j≠y})",
+     doc="Multiclass hinge loss over the last axis. ``kind='weston_watkins'`` sums over the "
+         "wrong classes (PyTorch ``multi_margin_loss`` × C); ``'crammer_singer'`` takes the "
+         "largest (ties share the subgradient equally).")
+_add(name="cosine_embedding", order=("x1", "x2", "labels"), floats=("x1", "x2"),
+     labels="labels", label_kind="pm1", differentiable=("x1", "x2"),
+     params={"margin": 0.0, "eps": 1e-12}, prepare=_prep_cemb,
+     formula="1 - cos(x1, x2) if y = 1 else max(0, cos(x1, x2) - margin)",
+     doc="Cosine embedding loss (PyTorch ``cosine_embedding_loss``); "
+         "cos = Σx1·x2 / sqrt((Σx1² + eps)(Σx2² + eps)), so zero rows give cos = 0.")
+_add(name="cosine_distance", order=("pred", "target"), floats=("pred", "target"), axis=True,
+     differentiable=("pred", "target"), params={"axis": -1}, prepare=_prep_cdist,
+     formula="1 - Σ pred·target",
+     doc="Cosine distance along ``axis`` (TF-Slim ``cosine_distance``; inputs are assumed "
+         "unit-normalized and are not normalized here).")
+_add(name="triplet_margin", order=("anchor", "positive", "negative"),
+     floats=("anchor", "positive", "negative"),
+     differentiable=("anchor", "positive", "negative"),
+     params={"margin": 1.0, "squared": False, "eps": 1e-6}, prepare=_prep_trip,
+     formula="max(0, ‖a - p + eps‖ - ‖a - n + eps‖ + margin)",
+     doc="Triplet margin loss with p = 2 (PyTorch ``triplet_margin_loss``: eps is added to "
+         "the difference before the norm). ``squared=True``: MXNet Gluon's "
+         "max(0, ‖a−p‖² − ‖a−n‖² + margin) (no eps).")
+_add(name="mean_pairwise_squared_error", order=("pred", "target"), floats=("pred", "target"),
+     flatten=True, differentiable=("pred", "target"), params={}, prepare=_prep_mpse,
+     formula="mean_{i<j} ((p_i - p_j) - (t_i - t_j))^2 per sample",
+     doc="Mean pairwise squared error (``tf.losses`` form: n(n−1)/2 pairs over all "
+         "non-batch elements of each sample; a sample with one element gives 0).")

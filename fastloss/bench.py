@@ -1,0 +1,112 @@
+"""``python -m fastloss bench``: value+gradient of every registered loss, beside its peers.
+
+For every benchmark case: the median time of fastloss's fused value+gradient, the bytes
+moved per second, that as a share of the streaming bandwidth measured in the same run by
+a triad kernel (c = a + s·b, float32), and the time of the same work by a NumPy float64
+reference, PyTorch CPU (forward + backward) and scikit-learn's ``sklearn._loss``
+(``loss_gradient``, same thread count) when installed, as ratios to fastloss (> 1: fastloss
+is faster).  The first call (compile or cache load) is timed separately.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _median_time(f, repeat):
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def triad_bandwidth(n=20_000_000, repeat=7):
+    """GB/s of c = a + s·b over float32 (12 bytes per element), Numba prange."""
+    from numba import njit, prange
+
+    @njit(parallel=True, fastmath=True)
+    def triad(a, b, c, s):
+        for i in prange(a.shape[0]):
+            c[i] = a[i] + s * b[i]
+
+    a = np.ones(n, np.float32)
+    b = np.ones(n, np.float32)
+    c = np.empty(n, np.float32)
+    triad(a, b, c, np.float32(2))
+    t = _median_time(lambda: triad(a, b, c, np.float32(2)), repeat)
+    return 12 * n / t / 1e9
+
+
+def target_name():
+    import numba
+    return f"CPU, {numba.get_num_threads()} threads (numba {numba.__version__})"
+
+
+def run(quick=False, families=None, repeat=None, only=None, file=sys.stdout):
+    import fastloss
+    from ._bench import FAMILIES, all_cases
+
+    repeat = repeat or (3 if quick else 5)
+    try:
+        import torch
+        torch.set_num_threads(__import__("numba").get_num_threads())
+    except ImportError:
+        pass
+    bw = triad_bandwidth(2_000_000 if quick else 20_000_000, repeat)
+    print(f"fastloss {fastloss.__version__} bench — target: {target_name()}", file=file)
+    print(f"triad bandwidth: {bw:.1f} GB/s; float32; value+gradient; median of {repeat}; "
+          "ratios = peer time / fastloss time", file=file)
+    head = (f"{'loss':<44}{'shape':>22}{'first s':>9}{'ms':>9}{'GB/s':>7}{'%triad':>7}"
+            f"{'numpy×':>8}{'torch×':>8}{'sklearn×':>9}")
+    print(head, file=file)
+    print("-" * len(head), file=file)
+    rows = []
+    for case in all_cases(quick, families or FAMILIES):
+        if only and case.loss not in only:
+            continue
+        info = fastloss.LOSSES[case.loss]
+        vg = fastloss.value_and_grad(info.func, case.argnums)
+        args, kw = case.make(np.float32)
+        t0 = time.perf_counter()
+        vg(*args, **kw)
+        first = time.perf_counter() - t0
+        t = _median_time(lambda: vg(*args, **kw), repeat)
+        gbs = case.nbytes(args) / t / 1e9
+        ratios = {}
+        for peer in ("numpy", "torch", "sklearn"):
+            mk = case.peers.get(peer)
+            try:
+                f = mk(args, kw)
+                f()
+                ratios[peer] = _median_time(f, repeat) / t
+            except Exception:  # peer missing or without this loss
+                ratios[peer] = None
+        fmt = lambda r: f"{r:.1f}" if r is not None else "—"
+        print(f"{case.loss:<44}{case.label:>22}{first:>9.2f}{t * 1e3:>9.2f}{gbs:>7.1f}"
+              f"{100 * gbs / bw:>7.0f}{fmt(ratios['numpy']):>8}{fmt(ratios['torch']):>8}"
+              f"{fmt(ratios['sklearn']):>9}", file=file, flush=True)
+        rows.append(dict(loss=case.loss, label=case.label, first_s=first, ms=t * 1e3, gbs=gbs,
+                         pct_triad=100 * gbs / bw, **{f"{k}_ratio": v for k, v in ratios.items()}))
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="fastloss", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd")
+    b = sub.add_parser("bench", help="benchmark every registered loss against its peers")
+    b.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
+    b.add_argument("--family", action="append", choices=["elementwise", "rowwise", "ctc"])
+    b.add_argument("--loss", action="append", help="only this loss (repeatable)")
+    b.add_argument("--repeat", type=int)
+    args = p.parse_args(argv)
+    if args.cmd != "bench":
+        p.print_help()
+        return 0
+    run(quick=args.quick, families=args.family, repeat=args.repeat, only=args.loss)
+    return 0
