@@ -14,6 +14,9 @@ from .losses_elementwise import __all__ as _ew
 from .losses_rowwise import *  # noqa: F401,F403
 from .losses_rowwise import __all__ as _rw
 from ._ctc import ctc_loss, ctc_greedy_decode
+from .collection import LossCollection
+from . import gluon, slim  # noqa: E402  (thin compatibility layers; no numba at import)
 
 __version__ = "0.1.0"
-__all__ = ["LOSSES", "value_and_grad", "grad", "grad_and_hessian", "ctc_loss", "ctc_greedy_decode", *_ew, *_rw]
+__all__ = ["LOSSES", "value_and_grad", "grad", "grad_and_hessian", "ctc_loss", "ctc_greedy_decode",
+           "LossCollection", "gluon", "slim", *_ew, *_rw]

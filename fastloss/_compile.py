@@ -33,10 +33,12 @@ _KERNELS: dict = {}
 
 
 def digest() -> str:
-    """A short hash of every source file the kernels depend on."""
+    """A short hash of every source file the kernels depend on (math, kernels, compiler)."""
     if "digest" not in _KERNELS:
         h = hashlib.sha256()
-        for p in sorted(_PKG.rglob("*.py")):
+        files = [*_PKG.glob("_math/*.py"), *_PKG.glob("_cpu/*.py"), _PKG / "_fastmath.py",
+                 _PKG / "_prims.py", _PKG / "_compile.py"]
+        for p in sorted(files):
             h.update(p.read_bytes())
         _KERNELS["digest"] = h.hexdigest()[:10]
     return _KERNELS["digest"]

@@ -25,8 +25,11 @@ def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN):
     ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
     check = spec.check.__name__ if spec.check is not None else "ok_always"
     parallel = n >= PARALLEL_MIN and not DEBUG
+    import numba
+
     return cpu_kernel(ew_kernel, f"{spec.name}_{tag}" + ("" if parallel else "_serial"),
-                      {"loss_fn": ns[spec.name], "check_fn": ns[check]},
+                      {"loss_fn": ns[spec.name], "check_fn": ns[check],
+                       "FT": numba.float32 if tag == "f32" else numba.float64},
                       parallel=parallel, boundscheck=True if DEBUG else None)
 
 

@@ -253,10 +253,16 @@ class LossCollection:
         return slot
 
     def _add_snapshot(self, name, pred, value, grad=None, compute=None):
-        """A term made by a ``fastloss.slim`` call (value and maybe gradient known)."""
+        """A term made by a ``fastloss.slim`` call (value and maybe gradient known);
+        ``compute(want_grad) -> (value, grad w.r.t. pred)`` recomputes it."""
         slots = [] if pred is None else [self._slot(pred)]
         grads = None if grad is None else [grad]
-        self._terms.append(_Term("loss", name, compute, slots, 1.0, value=value, grads=grads))
+        wrapped = None
+        if compute is not None:
+            def wrapped(want_grad, _c=compute):
+                v, g = _c(want_grad)
+                return v, [g]
+        self._terms.append(_Term("loss", name, wrapped, slots, 1.0, value=value, grads=grads))
 
     # -- results
     def value_and_grads(self):

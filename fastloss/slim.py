@@ -1,0 +1,351 @@
+"""TF-Slim's ``slim.losses`` (``tf.contrib.losses``) as a thin layer over fastloss's kernels.
+
+Switch ``slim.losses.X(...)`` to ``fastloss.slim.X(...)``: same names, argument order,
+defaults and numbers (NumPy in, NumPy out), plus a gradient::
+
+    loss = fastloss.slim.softmax_cross_entropy(logits, onehot, weights=w)
+    loss, dlogits = fastloss.slim.softmax_cross_entropy.value_and_grad(logits, onehot, w)
+
+**Gradients.**  Every function ``f`` has an attribute ``f.value_and_grad`` with ``f``'s
+signature returning ``(value, gradient with respect to the first argument)`` from the
+same fused pass (``fastloss.slim.value_and_grad(f)`` returns that attribute).
+
+**Reduction** (Slim's ``compute_weighted_loss``): the sum of the weighted element losses
+divided by the number of *present* elements — elements whose broadcast weight is
+non-zero, 0 when there are none.  ``weights`` is a scalar, ``[batch_size]``, or a prefix
+of the loss's shape (``[batch_size, d1, …]``), aligned with the loss's leading axes (not
+NumPy's trailing ones); a trailing dimension of size 1 is squeezed first.  The count is
+Slim's: non-zero weights times the size of the dimensions the weights do not cover.  The
+value is one fastloss call with ``sample_weight = weights / num_present`` and
+``reduction="sum"``; negative weights are allowed (split into two passes).
+
+**Collections.**  Each function adds its result to the default :class:`LossCollection`
+(the innermost ``with LossCollection() as c:`` block's, else a process-wide one), as
+Slim adds to ``GraphKeys.LOSSES`` — except ``hinge_loss``, which returns unreduced
+element losses and adds nothing, exactly as Slim.  ``add_loss``, ``get_losses``,
+``get_regularization_losses`` and ``get_total_loss`` read that collection;
+``get_default_collection().value_and_grads()`` returns the total with gradients.
+
+**Differences from ``tf.losses``** (TF ≥ 1.0, which replaced ``tf.contrib.losses``):
+
+* argument order: ``tf.losses.X(labels, predictions, ...)`` puts labels first; here, as in
+  Slim, predictions/logits come first (``softmax_cross_entropy(logits, onehot_labels)``,
+  ``log_loss(predictions, labels)`` …).  ``tf.losses`` also renamed ``dim`` to ``axis``.
+* ``hinge_loss``: Slim returns the unreduced element losses and takes no weights;
+  ``tf.losses.hinge_loss(labels, logits, weights)`` reduces them like the other losses.
+* ``mean_pairwise_squared_error``: Slim divides the per-sample pair sum by n² (per
+  sample 2·Σd²/n − 2·(Σd)²/n², then weights and **sums** over the batch);
+  ``tf.losses`` averages over the n(n−1)/2 pairs (2·(nΣd² − (Σd)²)/(n(n−1))) — that is
+  ``fastloss.mean_pairwise_squared_error``; here Slim's value is that times (n−1)/n.
+* ``cosine_distance``: Slim sums over ``axis`` without keeping it (weights refer to the
+  reduced shape); ``tf.losses`` keeps the axis (weights may then have size 1 there —
+  accepted here too and squeezed).
+* ``tf.losses`` functions take ``reduction=``; Slim has only the mean above.
+
+Other notes: inputs keep their float dtype (Slim casts to float32); labels are validated
+where fastloss validates them ([0, 1] for ``log_loss``/``sigmoid_cross_entropy``, {0, 1} for
+``hinge_loss``, class indices in range for the sparse losses, non-negative dense labels
+for ``softmax_cross_entropy``); ``log_loss`` also requires predictions in [0, 1].
+``scope`` names the term in the collection (``get_losses(scope)`` filters with
+``re.match``).  A weights array of shape ``[1]`` follows Slim's count literally
+(it counts as one present element per sample, unlike a scalar).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from .collection import (LossCollection, add_loss, get_default_collection, get_losses,
+                         get_regularization_losses, get_total_loss, reset_default_collection,
+                         weighted_call)
+
+__all__ = ["absolute_difference", "mean_squared_error", "log_loss", "sigmoid_cross_entropy",
+           "softmax_cross_entropy", "sparse_softmax_cross_entropy", "hinge_loss",
+           "mean_pairwise_squared_error", "cosine_distance", "compute_weighted_loss",
+           "multiclass_hinge_loss", "value_and_grad", "add_loss", "get_losses",
+           "get_regularization_losses", "get_total_loss", "get_default_collection",
+           "reset_default_collection", "LossCollection"]
+
+
+def _fl():
+    import fastloss
+    return fastloss
+
+
+# ------------------------------------------------------------------------ plumbing
+def _slim(collect=True):
+    """Build a Slim function from ``impl(*args, want_grad, **kw) -> (value, grad)``."""
+
+    def deco(impl):
+        sig = inspect.signature(impl)
+        params = [p for p in sig.parameters.values() if p.name != "want_grad"]
+        pub_sig = sig.replace(parameters=params)
+        first = params[0].name
+
+        def record(ba, v, g):
+            if not collect:
+                return
+            args, kw = ba.args, ba.kwargs
+            name = ba.arguments.get("scope") or impl.__name__
+            compute = (lambda want_grad, a=args, k=kw: impl(*a, want_grad=want_grad, **k))
+            get_default_collection()._add_snapshot(name, ba.arguments[first], v, g, compute)
+
+        @functools.wraps(impl)
+        def fn(*args, **kwargs):
+            ba = pub_sig.bind(*args, **kwargs)
+            v, _ = impl(*ba.args, want_grad=False, **ba.kwargs)
+            record(ba, v, None)
+            return v
+
+        def vg(*args, **kwargs):
+            ba = pub_sig.bind(*args, **kwargs)
+            v, g = impl(*ba.args, want_grad=True, **ba.kwargs)
+            record(ba, v, g)
+            return v, g
+
+        fn.__signature__ = pub_sig
+        vg.__signature__ = pub_sig
+        vg.__name__ = f"value_and_grad_{impl.__name__}"
+        vg.__doc__ = (f"``{impl.__name__}``'s value and its gradient with respect to "
+                      f"``{first}`` (one fused pass).")
+        fn.value_and_grad = vg
+        fn._slim_impl = impl
+        return fn
+
+    return deco
+
+
+def value_and_grad(fn):
+    """``fn.value_and_grad``: ``fn``'s signature, returning ``(value, grad)`` with the
+    gradient with respect to ``fn``'s first argument."""
+    vg = getattr(fn, "value_and_grad", None)
+    if vg is None or not hasattr(fn, "_slim_impl"):
+        raise TypeError(f"{getattr(fn, '__name__', fn)!r} is not a fastloss.slim function")
+    return vg
+
+
+def _float(x, name, fn):
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
+        return a
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"fastloss.slim.{fn}: {name} must be a real numeric array, "
+                        f"got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _same_shape(x, y, fn, xn="predictions", yn="labels"):
+    y = np.asarray(y)
+    if y.shape != x.shape:
+        raise ValueError(f"fastloss.slim.{fn}: {yn} of shape {y.shape} is not compatible "
+                         f"with {xn} of shape {x.shape}")
+    return y
+
+
+def _weights(weights, loss_shape, dtype, fn):
+    """Slim's weights → (scalar or array broadcastable to ``loss_shape``, num_present)."""
+    w = np.asarray(weights)
+    if w.dtype.kind not in "fiub":
+        raise TypeError(f"fastloss.slim.{fn}: weights must be numeric, got dtype {w.dtype}")
+    w = w.astype(np.float64)
+    shape = tuple(loss_shape)
+    if w.ndim == 0:
+        v = w.item()
+        return v, (float(np.prod(shape)) if v != 0 else 0.0)
+    if w.ndim > 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    if w.ndim > len(shape) or any(d not in (1, s) for d, s in zip(w.shape, shape)):
+        raise ValueError(f"fastloss.slim.{fn}: weights of shape {np.shape(weights)} must be a "
+                         f"scalar, [batch_size] or a prefix of the loss shape {shape}")
+    n = float(np.count_nonzero(w)) * float(np.prod(shape[w.ndim:]))
+    return w.reshape(w.shape + (1,) * (len(shape) - w.ndim)).astype(dtype), n
+
+
+def _reduced(fname, fn, args, params, weights, loss_shape, dtype, want_grad):
+    """Σ w·ℓ / num_present from one fused ``reduction="sum"`` call; gradient w.r.t. args[0]."""
+    w, n = _weights(weights, loss_shape, dtype, fname)
+    if n == 0:
+        return dtype.type(0.0), (np.zeros(np.shape(args[0]), dtype) if want_grad else None)
+    sw = w / n
+    v, g = weighted_call(fn, args, dict(params, reduction="sum"), sw,
+                         (0,) if want_grad else None)
+    return dtype.type(v), (g[0] if want_grad else None)
+
+
+# --------------------------------------------------------------------- the losses
+@_slim()
+def absolute_difference(predictions, labels=None, weights=1.0, scope=None, *, want_grad=False):
+    """|predictions − labels|, Slim-reduced (``fastloss.absolute_error``)."""
+    x = _float(predictions, "predictions", "absolute_difference")
+    y = _same_shape(x, labels, "absolute_difference")
+    return _reduced("absolute_difference", _fl().absolute_error, (x, y), {}, weights, x.shape,
+                    x.dtype, want_grad)
+
+
+@_slim()
+def mean_squared_error(predictions, labels=None, weights=1.0, scope=None, *, want_grad=False):
+    """(predictions − labels)², Slim-reduced (``fastloss.squared_error``; no ½)."""
+    x = _float(predictions, "predictions", "mean_squared_error")
+    y = _same_shape(x, labels, "mean_squared_error")
+    return _reduced("mean_squared_error", _fl().squared_error, (x, y), {}, weights, x.shape,
+                    x.dtype, want_grad)
+
+
+@_slim()
+def log_loss(predictions, labels=None, weights=1.0, epsilon=1e-7, scope=None, *,
+             want_grad=False):
+    """−y·log(p + ε) − (1 − y)·log(1 − p + ε), Slim-reduced
+    (``fastloss.binary_cross_entropy(eps=epsilon, clip=False)``)."""
+    x = _float(predictions, "predictions", "log_loss")
+    y = _same_shape(x, labels, "log_loss")
+    return _reduced("log_loss", _fl().binary_cross_entropy, (x, y),
+                    {"eps": float(epsilon), "clip": False}, weights, x.shape, x.dtype, want_grad)
+
+
+@_slim()
+def sigmoid_cross_entropy(logits, multi_class_labels, weights=1.0, label_smoothing=0,
+                          scope=None, *, want_grad=False):
+    """Sigmoid cross-entropy on logits, labels smoothed toward ½:
+    y·(1 − s) + s/2 (``fastloss.sigmoid_binary_cross_entropy``)."""
+    x = _float(logits, "logits", "sigmoid_cross_entropy")
+    y = _same_shape(x, multi_class_labels, "sigmoid_cross_entropy", "logits",
+                    "multi_class_labels")
+    return _reduced("sigmoid_cross_entropy", _fl().sigmoid_binary_cross_entropy, (x, y),
+                    {"label_smoothing": float(label_smoothing)}, weights, x.shape, x.dtype,
+                    want_grad)
+
+
+@_slim()
+def softmax_cross_entropy(logits, onehot_labels, weights=1.0, label_smoothing=0, scope=None,
+                          *, want_grad=False):
+    """Softmax cross-entropy over the last axis, labels smoothed toward 1/C:
+    y·(1 − s) + s/C (``fastloss.softmax_cross_entropy``); weights per sample."""
+    x = _float(logits, "logits", "softmax_cross_entropy")
+    if x.ndim < 1:
+        raise ValueError("fastloss.slim.softmax_cross_entropy: logits need a class axis")
+    y = _same_shape(x, onehot_labels, "softmax_cross_entropy", "logits", "onehot_labels")
+    return _reduced("softmax_cross_entropy", _fl().softmax_cross_entropy, (x, y),
+                    {"axis": -1, "label_smoothing": float(label_smoothing)}, weights,
+                    x.shape[:-1], x.dtype, want_grad)
+
+
+@_slim()
+def sparse_softmax_cross_entropy(logits, labels, weights=1.0, scope=None, *, want_grad=False):
+    """Softmax cross-entropy with integer labels ``[batch_size]`` or ``[batch_size, 1]``
+    (``fastloss.softmax_cross_entropy_with_integer_labels``); logits ``[batch, classes]``."""
+    x = _float(logits, "logits", "sparse_softmax_cross_entropy")
+    lab = np.asarray(labels)
+    if lab.ndim == 0:
+        raise ValueError("fastloss.slim.sparse_softmax_cross_entropy: labels need a batch axis")
+    lab = lab.reshape(lab.shape[0])
+    if x.ndim != 2 or x.shape[0] != lab.shape[0]:
+        raise ValueError(f"fastloss.slim.sparse_softmax_cross_entropy: logits must be "
+                         f"[batch_size, num_classes] matching labels ({lab.shape[0]}), got "
+                         f"shape {x.shape}")
+    if lab.dtype.kind not in "iu":
+        raise TypeError(f"fastloss.slim.sparse_softmax_cross_entropy: labels must be integers, "
+                        f"got dtype {lab.dtype}")
+    return _reduced("sparse_softmax_cross_entropy",
+                    _fl().softmax_cross_entropy_with_integer_labels, (x, lab),
+                    {"axis": -1, "ignore_index": int(np.iinfo(np.int64).min)}, weights,
+                    x.shape[:-1], x.dtype, want_grad)
+
+
+@_slim(collect=False)
+def hinge_loss(logits, labels=None, scope=None, *, want_grad=False):
+    """Unreduced hinge losses max(0, 1 − (2·labels − 1)·logits) for labels in {0, 1}
+    (``fastloss.hinge``); the gradient is that of their sum.  Not added to the collection
+    (as Slim)."""
+    x = _float(logits, "logits", "hinge_loss")
+    y = _same_shape(x, labels, "hinge_loss", "logits").astype(x.dtype) * 2 - 1
+    v, g = weighted_call(_fl().hinge, (x, y), {"reduction": "none"}, None,
+                         (0,) if want_grad else None)
+    return v, (g[0] if want_grad else None)
+
+
+@_slim()
+def mean_pairwise_squared_error(predictions, labels=None, weights=1.0, scope=None, *,
+                                want_grad=False):
+    """Slim's pairwise loss per sample, 2·Σd²/n − 2·(Σd)²/n² over its n elements, times
+    its weight, **summed** over the batch.  ``weights``: a scalar or ``[batch_size]``.
+    ``fastloss.mean_pairwise_squared_error`` (``tf.losses``' n(n−1) form) × (n−1)/n."""
+    fname = "mean_pairwise_squared_error"
+    x = _float(predictions, "predictions", fname)
+    y = _same_shape(x, labels, fname)
+    if x.ndim == 0:
+        raise ValueError(f"fastloss.slim.{fname}: predictions need a batch axis")
+    B = x.shape[0]
+    n = float(np.prod(x.shape[1:]))
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim > 0:
+        if w.size != B or (w.ndim > 1 and w.shape != (B, 1)):
+            raise ValueError(f"fastloss.slim.{fname}: weights must be a scalar or "
+                             f"[batch_size] ({B}), got shape {w.shape}")
+        w = w.reshape(B)
+        present = float(np.count_nonzero(w)) * n
+    else:
+        present = B * n if w.item() != 0 else 0.0
+    if present == 0:
+        return x.dtype.type(0.0), (np.zeros(x.shape, x.dtype) if want_grad else None)
+    f = (n - 1.0) / n
+    sw = w.item() * f if w.ndim == 0 else (w * f).astype(x.dtype)
+    v, g = weighted_call(_fl().mean_pairwise_squared_error, (x, y), {"reduction": "sum"}, sw,
+                         (0,) if want_grad else None)
+    return x.dtype.type(v), (g[0] if want_grad else None)
+
+
+@_slim()
+def cosine_distance(predictions, labels=None, axis=None, weights=1.0, scope=None, dim=None,
+                    *, want_grad=False):
+    """1 − Σ predictions·labels along ``axis`` (inputs assumed unit-normalized),
+    Slim-reduced over the remaining axes (``fastloss.cosine_distance``)."""
+    fname = "cosine_distance"
+    if dim is not None:
+        if axis is not None:
+            raise ValueError("Cannot specify both 'axis' and 'dim'")
+        axis = dim
+    if axis is None:
+        raise ValueError("`axis` and `dim` cannot both be None.")
+    x = _float(predictions, "predictions", fname)
+    y = _same_shape(x, labels, fname)
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"fastloss.slim.{fname}: axis {axis} is out of range for shape "
+                         f"{x.shape}")
+    ax = axis % x.ndim
+    loss_shape = x.shape[:ax] + x.shape[ax + 1:]
+    w = np.asarray(weights)
+    if w.ndim == x.ndim and w.ndim > 1 and w.shape[ax] == 1 and ax != x.ndim - 1:
+        w = np.take(w, 0, axis=ax)       # tf.losses form: the reduced axis kept with size 1
+    return _reduced(fname, _fl().cosine_distance, (x, y), {"axis": ax}, w, loss_shape,
+                    x.dtype, want_grad)
+
+
+@_slim()
+def multiclass_hinge_loss(logits, labels, weights=1.0, scope=None, *, want_grad=False):
+    """Multiclass SVM hinge Σ_{j≠y} max(0, s_j − s_y + 1) over the last axis, Slim-reduced
+    (``fastloss.multiclass_hinge``, Weston–Watkins).  ``labels``: integer classes of shape
+    ``logits.shape[:-1]`` (or with a trailing 1)."""
+    x = _float(logits, "logits", "multiclass_hinge_loss")
+    lab = np.asarray(labels)
+    if lab.size != int(np.prod(x.shape[:-1])):
+        raise ValueError(f"fastloss.slim.multiclass_hinge_loss: labels of shape {lab.shape} "
+                         f"must match logits {x.shape} without the class axis")
+    lab = lab.reshape(x.shape[:-1])
+    return _reduced("multiclass_hinge_loss", _fl().multiclass_hinge, (x, lab),
+                    {"margin": 1.0, "kind": "weston_watkins"}, weights, x.shape[:-1], x.dtype,
+                    want_grad)
+
+
+@_slim()
+def compute_weighted_loss(losses, weights=1.0, scope=None, *, want_grad=False):
+    """Slim's reduction of precomputed element losses: Σ w·losses / num_present (NumPy;
+    the gradient with respect to ``losses`` is the broadcast w / num_present)."""
+    ell = _float(losses, "losses", "compute_weighted_loss")
+    w, n = _weights(weights, ell.shape, ell.dtype, "compute_weighted_loss")
+    if n == 0:
+        return ell.dtype.type(0.0), (np.zeros(ell.shape, ell.dtype) if want_grad else None)
+    v = ell.dtype.type(np.sum(w * ell, dtype=np.float64) / n)
+    g = np.broadcast_to(np.asarray(w / n, ell.dtype), ell.shape).copy() if want_grad else None
+    return v, g
