@@ -60,7 +60,8 @@ def _rowmax(a, b, lo, hi, k):
     through the phase-2 sums instead)."""
     m = FT(-np.inf)
     for j in range(lo, hi):
-        m = maxnum(m, f1(a[j], b[j], j, k))
+        u = np.uint64(j)  # unsigned index: no wraparound select, loads stay contiguous
+        m = maxnum(m, f1(a[u], b[u], j, k))
     return m
 
 
@@ -80,10 +81,11 @@ def _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3):
         t3 = FT(0.0)
         t4 = FT(0.0)
         for j in range(j0, j1):
+            u = np.uint64(j)
             wj = one
             if HAS_CW:
-                wj = CW[j]
-            v0, v1, v2, v3, v4 = f2(a[j], b[j], c[j], wj, j, k, m, xk, p0, p1, p2, p3)
+                wj = CW[u]
+            v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
             t0 += v0
             t1 += v1
             t2 += v2
@@ -285,17 +287,18 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
                 b = B[i]
                 c = Cm[i]
                 for j in range(lo, hi):
+                    u = np.uint64(j)
                     wj = one
                     if HAS_CW:
-                        wj = CW[j]
-                    ga, gb, gc = f3(a[j], b[j], c[j], wj, j, k, m, xk, c0, c1, c2, c3,
+                        wj = CW[u]
+                    ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
                                     p0, p1, p2, p3)
                     if gA is not None:
-                        gA[i, j] = ga
+                        gA[i, u] = ga
                     if gB is not None:
-                        gB[i, j] = gb
+                        gB[i, u] = gb
                     if gC is not None:
-                        gC[i, j] = gc
+                        gC[i, u] = gc
                 if FIXK and gA is not None and k >= lo and k < hi:
                     gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
             else:
