@@ -9,7 +9,7 @@ from . import _device
 from ._compile import cpu_kernel, dtype_tag, namespace
 from ._math.spec import check_param
 from ._validate import (REDUCTIONS, as_float, as_host_array, broadcast_to_shape, check_choice,
-                        check_out, float_dtype_of, weight_total)
+                        check_out, float_dtype_of, split_weights, weight_total)
 
 MATH = "fastloss._math.elementwise"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
@@ -100,18 +100,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
 
 
 def _weights(sample_weight, shape, dt, fn):
-    """(array or None, scalar factor); a scalar weight never becomes an array."""
-    if sample_weight is None:
-        return None, 1.0
-    w = as_host_array(sample_weight, "sample_weight", fn)
-    float_dtype_of(w, "sample_weight", fn)
-    if w.ndim == 0:
-        v = float(w)
-        if v < 0:
-            raise ValueError(f"{fn}: sample_weight must be non-negative, got {v}")
-        return None, v
-    w = broadcast_to_shape(as_float(w, dt, "sample_weight"), shape, "sample_weight", "pred", fn)
-    return w, 1.0
+    return split_weights(sample_weight, shape, dt, fn)
 
 
 def _gscale(reduction, wsum):

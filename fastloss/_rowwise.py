@@ -20,8 +20,8 @@ import numpy as np
 
 from . import _device
 from ._compile import cached, cpu_kernel, dtype_tag, namespace
-from ._validate import (REDUCTIONS, as_float, as_host_array, broadcast_to_shape, check_choice,
-                        check_out, float_dtype_of)
+from ._validate import (REDUCTIONS, as_float, as_host_array, check_choice,
+                        check_out, float_dtype_of, split_weights)
 
 MATH = "fastloss._math.rowwise"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
@@ -301,21 +301,9 @@ def _prob_error(spec, bad):
 
 def _row_weights(sample_weight, batch, dt, fn):
     """(per-row array or None, scalar factor)."""
-    if sample_weight is None:
-        return None, 1.0
-    w = (_device_to_host(sample_weight) if _device.on_cuda(sample_weight)
-         else as_host_array(sample_weight, "sample_weight", fn))
-    float_dtype_of(w, "sample_weight", fn)
-    if w.ndim == 0:
-        v = float(w)
-        if v < 0:
-            raise ValueError(f"{fn}: sample_weight must be non-negative, got {v}")
-        return None, v
-    w = broadcast_to_shape(as_float(w, dt, "sample_weight"), batch, "sample_weight",
-                           "the batch (rows)", fn)
-    if w.size and np.min(w) < 0:
-        raise ValueError(f"{fn}: sample_weight must be non-negative, found {np.min(w)}")
-    return np.ascontiguousarray(w), 1.0
+    if sample_weight is not None and _device.on_cuda(sample_weight):
+        sample_weight = _device_to_host(sample_weight)
+    return split_weights(sample_weight, batch, dt, fn, "the batch (rows)")
 
 
 def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D):

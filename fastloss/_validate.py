@@ -78,3 +78,23 @@ def weight_total(w, n: int, name: str, fn: str) -> float:
     if lo < 0:
         raise ValueError(f"{fn}: {name} must be non-negative, found {lo}")
     return float(np.sum(w, dtype=np.float64))
+
+
+def split_weights(w, shape, dt, fn, other="pred"):
+    """``sample_weight`` as (contiguous array of ``shape`` or None, scalar factor).
+
+    A scalar weight never becomes an array; negative weights raise ``ValueError``.
+    """
+    if w is None:
+        return None, 1.0
+    w = as_host_array(w, "sample_weight", fn)
+    float_dtype_of(w, "sample_weight", fn)
+    if w.ndim == 0:
+        v = float(w)
+        if v < 0:
+            raise ValueError(f"{fn}: sample_weight must be non-negative, got {v}")
+        return None, v
+    w = broadcast_to_shape(as_float(w, dt, "sample_weight"), shape, "sample_weight", other, fn)
+    if w.size and np.min(w) < 0:
+        raise ValueError(f"{fn}: sample_weight must be non-negative, found {np.min(w)}")
+    return w, 1.0
