@@ -99,6 +99,37 @@ def _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3):
     return s0, s1, s2, s3, s4
 
 
+def _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    """Phase 3 over columns [lo, hi) of row i: gradients from the row coefficients c0..c3."""
+    one = FT(1.0)
+    for j in range(lo, hi):
+        u = np.uint64(j)  # unsigned index: no wraparound select, stores stay contiguous
+        wj = one
+        if HAS_CW:
+            wj = CW[u]
+        ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3)
+        if gA is not None:
+            gA[i, u] = ga
+        if gB is not None:
+            gB[i, u] = gb
+        if gC is not None:
+            gC[i, u] = gc
+    if FIXK and gA is not None and k >= lo and k < hi:
+        gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
+
+
+def _rowzero(gA, gB, gC, i, lo, hi):
+    """Zero gradients over columns [lo, hi) of row i (ignored or invalid rows)."""
+    zero = FT(0.0)
+    for j in range(lo, hi):
+        if gA is not None:
+            gA[i, j] = zero
+        if gB is not None:
+            gB[i, j] = zero
+        if gC is not None:
+            gC[i, j] = zero
+
+
 def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC):
     """Σ rw·ℓ (float64) and the count of invalid entries; stores rw·ℓ and the gradients."""
     N, D = A.shape
@@ -142,28 +173,10 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
                 c1 = FT(c1)
                 c2 = FT(c2)
                 c3 = FT(c3)
-                for j in range(D):
-                    wj = one
-                    if HAS_CW:
-                        wj = CW[j]
-                    ga, gb, gc = f3(a[j], b[j], c[j], wj, j, k, m, xk, c0, c1, c2, c3,
-                                    p0, p1, p2, p3)
-                    if gA is not None:
-                        gA[i, j] = ga
-                    if gB is not None:
-                        gB[i, j] = gb
-                    if gC is not None:
-                        gC[i, j] = gc
-                if FIXK and gA is not None:
-                    gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
+                _rowgrad(a, b, c, CW, gA, gB, gC, i, 0, D, k, m, xk, c0, c1, c2, c3,
+                         p0, p1, p2, p3)
         else:
-            for j in range(D):
-                if gA is not None:
-                    gA[i, j] = zero
-                if gB is not None:
-                    gB[i, j] = zero
-                if gC is not None:
-                    gC[i, j] = zero
+            _rowzero(gA, gB, gC, i, 0, D)
         v = loss * rw
         if out_l is not None:
             out_l[i] = v
@@ -286,27 +299,8 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
                 a = A[i]
                 b = B[i]
                 c = Cm[i]
-                for j in range(lo, hi):
-                    u = np.uint64(j)
-                    wj = one
-                    if HAS_CW:
-                        wj = CW[u]
-                    ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
-                                    p0, p1, p2, p3)
-                    if gA is not None:
-                        gA[i, u] = ga
-                    if gB is not None:
-                        gB[i, u] = gb
-                    if gC is not None:
-                        gC[i, u] = gc
-                if FIXK and gA is not None and k >= lo and k < hi:
-                    gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
+                _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3,
+                         p0, p1, p2, p3)
             else:
-                for j in range(lo, hi):
-                    if gA is not None:
-                        gA[i, j] = zero
-                    if gB is not None:
-                        gB[i, j] = zero
-                    if gC is not None:
-                        gC[i, j] = zero
+                _rowzero(gA, gB, gC, i, lo, hi)
     return s, bad
