@@ -71,7 +71,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     y = broadcast_to_shape(as_float(y, dt, "target"), shape, "target", "pred", fn)
     w, ws = _weights(sample_weight, shape, dt, fn)
     n = x.size
-    wsum = ws * weight_total(w, n, "sample_weight", fn)
+    wsum = ws * weight_total(w, n)
     gscale = _gscale(reduction, wsum)
 
     def buf(given, name, needed):
@@ -152,7 +152,7 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
         if wh is not None:
             w = _device.to_device(wh, dt, "sample_weight", fn)
     n = int(np.prod(shape))
-    wsum = ws * (n if w is None else weight_total(w.copy_to_host(), n, "sample_weight", fn))
+    wsum = ws * (n if w is None else weight_total(w.copy_to_host(), n))
     gscale = _gscale(reduction, wsum)
     flat = (n,)
     out_l = cuda.device_array(flat, dt) if reduction == "none" else None

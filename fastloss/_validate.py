@@ -70,13 +70,10 @@ def check_out(out, shape, dtype, name: str, fn: str) -> np.ndarray:
     return out
 
 
-def weight_total(w, n: int, name: str, fn: str) -> float:
-    """Σw in float64 after checking w >= 0 (NaN weights propagate)."""
+def weight_total(w, n: int) -> float:
+    """Σw in float64 (``n`` without weights); :func:`split_weights` already checked w >= 0."""
     if w is None:
         return float(n)
-    lo = np.min(w) if w.size else 0.0
-    if lo < 0:
-        raise ValueError(f"{fn}: {name} must be non-negative, found {lo}")
     return float(np.sum(w, dtype=np.float64))
 
 
