@@ -7,12 +7,13 @@ Everything is checked here, in Python, before a kernel runs (errors raised insid
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
 from . import _device
 from ._api import LossInfo, register
-from ._compile import cpu_kernel, dtype_tag, namespace
+from ._compile import cached, cpu_kernel, dtype_tag, namespace
 from ._validate import as_float, as_host_array, check_choice, check_out, float_dtype_of
 
 __all__ = ["ctc_loss", "ctc_greedy_decode"]
@@ -21,17 +22,64 @@ MATH = "fastloss._math.ctc"
 NAME = "ctc_loss"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
 LAYOUTS = ("NTC", "TNC")
+# sequences of the latest CPU call (any thread) that took the log-space path (diagnostics)
+last_logspace = 0
+PROB_SPACE = True  # False: every sequence takes the log-space path (tests compare the two)
 REDUCTIONS = ("none", "sum", "mean", "mean_batch")
 
 
 def cpu_kernel_for(dtype):
     """The cached CTC kernel for one dtype (compiled on first call, cached on disk)."""
-    from ._cpu.ctc import ctc_kernel
+    from ._cpu import ctc as tmpl
 
     tag = dtype_tag(dtype)
     ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
-    return cpu_kernel(ctc_kernel, f"ctc_{tag}", {"lse3": ns["logaddexp3"], "exp_fn": ns["exp_"]},
+    bind = {"lse3": ns["logaddexp3"], "exp_fn": ns["exp_"]}
+    bind.update(cached(("ctc-helpers", tag, DEBUG), lambda: _helpers(tmpl, bind)))
+    return cpu_kernel(tmpl.ctc_kernel, f"ctc_{tag}", bind,
                       parallel=not DEBUG, boundscheck=True if DEBUG else None)
+
+
+def _helpers(tmpl, bind):
+    """The kernel's per-sequence helpers, compiled with the bound math."""
+    import types
+
+    from numba import njit
+
+    from ._compile import FASTMATH
+
+    g = dict(vars(tmpl))
+    g.update(bind)
+    out = {}
+    for name, attr in (("prob_alpha", "_prob_alpha"), ("prob_beta", "_prob_beta"),
+                       ("logspace", "_logspace")):
+        f = getattr(tmpl, attr)
+        out[name] = njit(fastmath=set(FASTMATH), error_model="numpy",
+                         boundscheck=True if DEBUG else None)(
+            types.FunctionType(f.__code__, g, attr, f.__defaults__))
+    return out
+
+
+_WS = threading.local()
+
+
+def _workspace(N, T, smax, dt):
+    """Scratch arrays of the CPU kernel, kept per thread and reused while large enough
+    (a fresh allocation of this size costs page faults comparable to the loss itself)."""
+    need = {"Ep": (N * T * smax, dt), "PS": (N * T * smax, np.float64),
+            "fr": (N * T * 4, np.float64), "flg": (N * T, np.float64)}
+    ws = getattr(_WS, "arrays", None)
+    if ws is None or any(ws[k].dtype != d or ws[k].size < n for k, (n, d) in need.items()):
+        if ws is not None and ws["Ep"].dtype == dt:  # grow to the larger of the two
+            need = {k: (max(n, ws[k].size), d) for k, (n, d) in need.items()}
+        ws = {k: np.empty(n, d) for k, (n, d) in need.items()}
+        _WS.arrays = ws if ws["Ep"].nbytes <= _WS_MAX else None
+    return (ws["Ep"][:N * T * smax].reshape(N, T, smax),
+            ws["PS"][:N * T * smax].reshape(N, T, smax),
+            ws["fr"][:N * T * 4].reshape(N, T, 4), ws["flg"][:N * T].reshape(N, T))
+
+
+_WS_MAX = 1 << 28  # do not keep more than this (per array, per thread) alive between calls
 
 
 # --- validation -------------------------------------------------------------------------
@@ -230,10 +278,15 @@ def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
     if p["N"]:
         from ._cpu import launch
 
+        global last_logspace
         kern = cpu_kernel_for(dt)
         skip = np.where(p["skipok"], 0.0, -np.inf).astype(dt)
-        launch(kern, x, p["tnc"], p["log_probs"], p["ext"], skip, p["in_len"], p["lab_len"],
-               scale, losses, want_grad, g if want_grad else np.empty((0, 0, 0), dt))
+        skipm = p["skipok"].astype(np.float64)
+        ws = _workspace(p["N"], p["T"], p["ext"].shape[1], dt)
+        last_logspace = launch(
+            kern, x, p["tnc"], p["log_probs"], p["ext"], skip, skipm, p["in_len"],
+            p["lab_len"], scale, losses, want_grad, g if want_grad else np.empty((0, 0, 0), dt),
+            *ws, PROB_SPACE)
     return _reduce(losses, p, reduction, wsum, dt), {"logits": g}, None
 
 

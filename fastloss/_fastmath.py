@@ -58,6 +58,7 @@ from numba.extending import intrinsic, overload
 # ("variable ... is not in scope"); the code is correct (tested to 1 ulp) and the warning,
 # repeated per compile, buried the benchmark table.  Silenced for numba's SSA module only.
 warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning, module=r"numba\.core\.ssa")
+warnings.filterwarnings("ignore", r"(?s).*is not in scope", NumbaIRAssumptionWarning)
 
 __all__ = ["fexp", "flog", "flog1p", "fexp_f32", "flog_f32", "flog1p_f32"]
 

@@ -142,6 +142,75 @@ def test_logit_grad_is_softmax_minus_posterior():
     np.testing.assert_allclose(glp.sum(-1), -1.0, atol=1e-12)  # posteriors sum to 1 per frame
 
 
+# --- the two CPU paths: probability space (scaled) and its log-space fallback -------------
+
+def _both_paths(args, kw):
+    from fastloss import _ctc
+    v1, g1 = vg(*args, **kw)
+    n_log = _ctc.last_logspace
+    _ctc.PROB_SPACE = False
+    try:
+        v2, g2 = vg(*args, **kw)
+        assert _ctc.last_logspace == len(args[2])
+    finally:
+        _ctc.PROB_SPACE = True
+    return (v1, g1), (v2, g2), n_log
+
+
+@pytest.mark.parametrize("log_probs", [False, True])
+def test_probability_path_equals_log_space_path(log_probs):
+    # long enough that whole regions of the trellis flush to 0 (states that can no longer
+    # reach the end, or not yet be reached): exact zeros, the probability path is kept
+    rng = np.random.default_rng(11)
+    N, T, C, L = 3, 300, 5, 40
+    x = 2 * rng.normal(size=(N, T, C))
+    if log_probs:
+        x = log_softmax(x)
+    labels = rng.integers(1, C, size=(N, L))
+    labels[0, 5:9] = 3  # repeats need blanks between them
+    il, ll = np.array([300, 120, 81]), np.array([40, 40, 40])
+    (v1, g1), (v2, g2), n_log = _both_paths((x, labels, il, ll),
+                                            dict(reduction="none", log_probs=log_probs))
+    assert n_log == 0
+    np.testing.assert_allclose(v1, v2, rtol=1e-12)
+    np.testing.assert_allclose(g1, g2, atol=1e-12)
+
+
+def test_extreme_logits_take_log_space_path_and_stay_exact():
+    # gaps of hundreds of nats between classes: e^-87 relative emissions flush in the
+    # probability path, so those sequences are recomputed in log space
+    from fastloss import _ctc
+    rng = np.random.default_rng(12)
+    for T, C, label in [(5, 3, [1, 2]), (6, 3, [2, 2])]:
+        x = 300 * rng.normal(size=(1, T, C))
+        v = ctc_loss(x, np.array([label]), [T], [len(label)], reduction="none")
+        assert _ctc.last_logspace == 1
+        ref = brute_nll(log_softmax(x[0]), label)
+        np.testing.assert_allclose(v[0], ref, rtol=1e-10)
+    # and the gradient equals the posterior computed by the log-space path alone
+    x = 300 * rng.normal(size=(2, 8, 4))
+    labels, il, ll = np.array([[1, 2, 3], [3, 3, 0]]), np.array([8, 8]), np.array([3, 2])
+    _, g = vg(x, labels, il, ll, reduction="sum")
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g.sum(-1), 0.0, atol=1e-9)  # softmax − γ: rows sum to 0
+
+
+def test_probability_path_finite_differences_long_sequence():
+    rng = np.random.default_rng(13)
+    x, labels, il, ll = make(rng, 1, 40, 3, 8, full=True)
+    kw = dict(reduction="sum")
+    v, g = vg(x, labels, il, ll, **kw)
+    from fastloss import _ctc
+    assert _ctc.last_logspace == 0
+    h = 1e-6
+    for idx in [(0, 0, 0), (0, 7, 1), (0, 20, 2), (0, 39, 0), (0, 39, 1)]:
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        num = (ctc_loss(xp, labels, il, ll, **kw) - ctc_loss(xm, labels, il, ll, **kw)) / (2 * h)
+        np.testing.assert_allclose(g[idx], num, atol=1e-7, rtol=1e-6)
+
+
 # --- layouts, label formats ---------------------------------------------------------------
 
 def test_tnc_equals_ntc_and_concatenated_equals_padded():

@@ -1,7 +1,8 @@
 """Benchmark cases of the CTC loss: float32 value + gradient w.r.t. the logits, mean reduction.
 
 Shapes (T, N, C, L) as in the issue; logits in "TNC" layout (PyTorch's), full-length inputs
-and labels (labels uniform over the non-blank classes).  The "torch" peer is
+and labels (labels uniform over the non-blank classes); the gradient goes into a preallocated
+``grad_out`` (as in the elementwise cases; PyTorch allocates its own).  The "torch" peer is
 ``log_softmax`` + ``ctc_loss`` forward + backward on CPU tensors.
 """
 import numpy as np
@@ -19,6 +20,11 @@ def inputs(shape, dtype=np.float32, seed=0):
     x = rng.standard_normal((T, N, C), dtype=np.float32).astype(dtype)
     labels = rng.integers(1, C, size=(N, L))
     return (x, labels, np.full(N, T), np.full(N, L)), {"layout": "TNC", "reduction": "mean"}
+
+
+def _with_grad_out(shape, dtype):
+    args, kw = inputs(shape, dtype)
+    return args, {**kw, "grad_out": np.empty_like(args[0])}
 
 
 def _torch_peer(args, kw):
@@ -44,7 +50,7 @@ def cases(quick: bool = False):
         T, N, C, L = shape
         out.append(Case(
             loss="ctc_loss", label=f"ctc T={T} N={N} C={C} L={L}",
-            make=(lambda dtype, shape=shape: inputs(shape, dtype)),
+            make=(lambda dtype, shape=shape: _with_grad_out(shape, dtype)),
             nbytes=lambda args: 2 * args[0].nbytes,   # logits read, gradient written
             peers={"torch": _torch_peer}, argnums=0))
     return out

@@ -1,47 +1,72 @@
 """CPU kernel of the CTC loss: log_softmax, forward–backward and gradient in one call.
 
 ``ctc_kernel`` is a template: :func:`fastloss._compile.cpu_kernel` copies it with the
-globals ``lse3`` (``logaddexp3``) and ``exp_fn`` bound to the compiled scalar math of
-:mod:`fastloss._math.ctc` for one dtype, so it is cacheable across processes.
+globals ``lse3`` (``logaddexp3``), ``exp_fn`` and the helpers below bound to the compiled
+scalar math of :mod:`fastloss._math.ctc` for one dtype, so it is cacheable across processes.
 
 Three parallel phases, so that the per-frame work uses every core even for a batch of one:
 
-1. over all frames (n, t): the float64 log-sum-exp of the logits (skipped with
-   ``log_probs``) and the emission log-probabilities ``E[n, t, s] = lp_t(l'_s)`` of the
-   extended label sequence l' = blank, l1, blank, …, blank;
-2. over sequences n: α forward and β backward in log space.  Each time step's row is
-   renormalized by its maximum, the offsets accumulated in float64 (``A``, ``B``), so that
-   float32 rows stay accurate for long sequences.  The loops over the states are branch-free
-   and vectorize (float32 polynomial ``exp``/``log``).  β needs only two rows: it is fused
-   with the posterior γ_t(s) = exp(α_t(s) + β_t(s) − lp_t(l'_s) − log p(l|x)), which
-   overwrites α in place;
+1. over all frames (n, t): the softmax of the logits (skipped with ``log_probs``): the row
+   max m, e^(x − m) (stored in the gradient buffer when a gradient is wanted), their float64
+   sum and the log-sum-exp; and the emission probabilities of the extended label sequence
+   l' = blank, l1, blank, …, blank, scaled by the frame's largest one (offset M_t kept in
+   float64): ŷ_t(s) = p_t(l'_s) / e^(M_t);
+2. over sequences n: α forward and β backward **in probability space, float64**, each
+   frame's row renormalized to sum 1 with the log of the factor accumulated in float64
+   (Rabiner's scaling): a state costs two additions and a multiplication, where log space
+   costs three exponentials and a logarithm.  The posteriors
+   γ_t(s) = α⁻_t(s) β_t(s) / p(l|x) (α⁻: α before the emission at t) overwrite ŷ;
 3. over all frames (n, t): the gradient row, softmax − Σ_{s: l'_s = k} γ_t(s) (or −γ with
    ``log_probs``), times the sequence's reduction scale; zero past the sequence's length
    and for impossible alignments.
 
+**Exactness guard.** Probability space is exact up to rounding as long as nothing that is
+non-zero in exact arithmetic flushes to zero.  Phase 1 flags a frame whose emission
+probability of a used symbol lies below e^LO (LO = −87) times the frame's largest, phase 2
+flags any product α⁻·ŷ (or its β counterpart) of positive factors that falls below
+``TINY`` = 1e-280 of its row (float64 reaches 2.2e-308), and checks Σ_s γ_t(s) = 1 on every
+frame.  A flagged sequence is recomputed by the log-space recursion (``_logspace``, float
+rows renormalized by their maximum, offsets in float64), which has no such limit: extreme
+logits (gaps of more than 87 nats between the classes a sequence uses) take that slower
+path.  Zeros that are exact (impossible alignments, −inf log-probabilities) are not
+flagged: a row that sums to exactly 0 means p(l|x) = 0.
+
 ``want_grad`` is a runtime flag (one compiled kernel per dtype serves value-only and
-value+gradient calls; compiling is the expensive part).
+value+gradient calls; compiling is the expensive part).  The kernel returns the number of
+sequences that took the log-space path.
 """
 import math
 
 import numpy as np
 from numba import prange
 
+from .rowwise import maxnum
+
 lse3 = None    # bound: logaddexp3 for the compute dtype
-exp_fn = None  # bound: the target's exp (vectorizable float32 polynomial on cpu32)
+exp_fn = None  # bound: the target's exp (vectorizable float32 polynomial on cpu32), 0 below e^LO
+prob_alpha = None   # bound: the helpers below, compiled with the bound globals
+prob_beta = None
+logspace = None
 
 NEG_INF = -np.inf
 POS_INF = np.inf
+LO = -87.0          # as fastloss._math.ctc.LO: exp_fn flushes arguments below it to 0
+TINY = 1e-280       # probability-space values below this (relative to their row) are flagged
+GAMMA_TOL = 1e-6    # |Σ_s γ_t(s) − 1| above this sends the sequence to log space
+BLK = 256           # phase-1 sums: dtype lanes within a block, float64 across blocks
 
 
-def ctc_kernel(x, tnc, log_probs, ext, skip, in_len, lab_len, scale, losses, want_grad, grad):
+def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, losses,
+               want_grad, grad, Ep, PS, fr, flg, use_prob):
     """Per-sequence −log p(l|x) into ``losses`` (float64); gradient rows into ``grad``.
 
     x: (N, T, C), or (T, N, C) when ``tnc``; ext: (N, Smax) extended labels (int64);
-    skip: (N, Smax + 2) additive skip-transition mask into state s (0 or −inf, −inf past
-    the sequence's states); in_len, lab_len: (N,) int64; scale: (N,) float64 gradient
-    factor of each sequence; grad: like x (written only when ``want_grad``; any 3-D
-    array of the dtype otherwise).
+    skip: (N, Smax + 2) additive skip-transition mask into state s (0 or −inf);
+    skipm: the same as a float64 factor (1 or 0); in_len, lab_len: (N,) int64;
+    scale: (N,) float64 gradient factor of each sequence; grad: like x (written only when
+    ``want_grad``; any 3-D array of the dtype otherwise); ``use_prob`` False forces the
+    log-space path (for tests).  Workspace (contents ignored):
+    Ep (N, T, Smax) dtype, PS (N, T, Smax) float64, fr (N, T, 4) float64, flg (N, T) float64.
     """
     if tnc:
         T = x.shape[0]
@@ -51,127 +76,87 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, in_len, lab_len, scale, losses, wan
         T = x.shape[1]
     C = x.shape[2]
     smax = ext.shape[1]
-    lse = np.zeros((N, T))
-    E = np.empty((N, T, smax), x.dtype)
-    al = np.empty((N, T, smax + 2), x.dtype)
-    A = np.zeros((N, T))
-    zero = np.zeros(1, x.dtype)[0]
+    gather = want_grad and not log_probs  # ŷ read from the stored e^(x − m)
+    z0 = np.zeros(1, x.dtype)[0]
 
-    # -- phase 1: log-sum-exp per frame, emission log-probabilities of the states
+    # -- phase 1: softmax of each frame, scaled emission probabilities of the states
     for i in prange(N * T):
         n = i // T
         t = i - n * T
         if t < in_len[n]:
             row = x[t, n] if tnc else x[n, t]
+            sn = min(2 * lab_len[n] + 1, smax)  # the bound lets LLVM vectorize
+            e = Ep[n, t]
+            g = e
+            if gather:
+                g = grad[t, n] if tnc else grad[n, t]
+            f = fr[n, t]
             l = 0.0
             if not log_probs:
                 m = row[0]
                 for k in range(1, C):
-                    v = row[k]
-                    m = v if v > m else m
+                    m = maxnum(m, row[k])
                 acc = 0.0
-                for k in range(C):
-                    acc += exp_fn(row[k] - m)
+                for k0 in range(0, C, BLK):
+                    part = z0
+                    if gather:
+                        for k in range(k0, min(k0 + BLK, C)):
+                            v = exp_fn(row[k] - m)
+                            g[k] = v
+                            part += v
+                    else:
+                        for k in range(k0, min(k0 + BLK, C)):
+                            part += exp_fn(row[k] - m)
+                    acc += part
                 l = m + math.log(acc)
-                lse[n, t] = l
-            sn = min(2 * lab_len[n] + 1, smax)  # the bound lets LLVM vectorize
-            e = E[n, t]
-            for j in range(sn):
-                e[j] = row[ext[n, j]] - l
+                f[0] = l
+                f[1] = 1.0 / acc
+            bad = 0.0
+            if gather:
+                # ŷ_t(s) = e^(x_k − m): the offset is M_t = m − lse (log of the largest p_t)
+                for j in range(sn):
+                    k = ext[n, j]
+                    v = g[k]
+                    e[j] = v
+                    bad += 1.0 if (v == 0 and row[k] > NEG_INF) else 0.0
+                f[2] = m - l
+            else:
+                M = NEG_INF
+                for j in range(sn):
+                    v = row[ext[n, j]] - l
+                    e[j] = v
+                    M = maxnum(M, v)
+                M = M if M > NEG_INF else 0.0  # all −inf: every ŷ is 0 (p = 0, exactly)
+                for j in range(sn):
+                    lp = e[j]
+                    d = lp - M
+                    bad += 1.0 if (d < LO and lp > NEG_INF) else 0.0
+                    e[j] = exp_fn(d)
+                f[2] = M
+            flg[n, t] = bad
 
-    # -- phase 2: forward (α), then backward (β) fused with the posteriors γ
+    # -- phase 2: α and β in probability space; log space for the sequences it cannot take
+    nlog = 0
     for n in prange(N):
         Tn = in_len[n]
-        sn = min(2 * lab_len[n] + 1, smax)  # the bound lets LLVM vectorize
+        sn = min(2 * lab_len[n] + 1, smax)
         if Tn == 0:
             losses[n] = 0.0 if sn == 1 else POS_INF
             continue
-        a = al[n]
-        sk = skip[n]
-        # the recursion runs on two private rows (rows of one array would alias and keep
-        # LLVM from vectorizing); each normalized row is also stored for the backward pass
-        prv = np.empty(smax + 2, x.dtype)
-        cur = np.empty(smax + 2, x.dtype)
-        for s in range(smax + 2):
-            prv[s] = NEG_INF
-            cur[s] = NEG_INF
-        prv[2] = E[n, 0, 0]
-        mx = prv[2]
-        if sn > 1:
-            prv[3] = E[n, 0, 1]
-            mx = prv[3] if prv[3] > mx else mx
-        if mx > NEG_INF:
-            prv[2] -= mx
-            if sn > 1:
-                prv[3] -= mx
-            A[n, 0] = mx
-        r = a[0]
-        for s in range(sn + 2):
-            r[s] = prv[s]
-        for t in range(1, Tn):
-            e = E[n, t]
-            for s in range(sn):
-                cur[s + 2] = lse3(prv[s + 2], prv[s + 1], prv[s] + sk[s]) + e[s]
-            mx = cur[2]
-            for s in range(1, sn):
-                v = cur[s + 2]
-                mx = v if v > mx else mx
-            A[n, t] = A[n, t - 1]
-            if mx > NEG_INF:
-                A[n, t] += mx
-            else:
-                mx = zero
-            r = a[t]
-            for s in range(sn + 2):
-                v = cur[s] - mx
-                cur[s] = v
-                r[s] = v
-            prv, cur = cur, prv
-        fin = a[Tn - 1]
-        lp = A[n, Tn - 1] + math.log(math.exp(np.float64(fin[sn + 1]))
-                                     + math.exp(np.float64(fin[sn])))
-        losses[n] = -lp
-        if want_grad and math.isfinite(lp):
-            bn = np.empty(smax + 2, x.dtype)
-            bc = np.empty(smax + 2, x.dtype)
-            t = Tn - 1
-            for s in range(smax + 2):
-                bn[s] = NEG_INF
-            e = E[n, t]
-            bn[sn - 1] = e[sn - 1]
-            mb = bn[sn - 1]
-            if sn > 1:
-                bn[sn - 2] = e[sn - 2]
-                mb = bn[sn - 2] if bn[sn - 2] > mb else mb
-            B = 0.0
-            if mb > NEG_INF:
-                bn[sn - 1] -= mb
-                if sn > 1:
-                    bn[sn - 2] -= mb
-                B = np.float64(mb)
-            off = A[n, t] + B - lp
-            r = a[t]
-            for s in range(sn):
-                r[s + 2] = exp_fn(r[s + 2] + bn[s] - e[s] + off)
-            for t in range(Tn - 2, -1, -1):
-                e = E[n, t]
-                for s in range(sn):
-                    bc[s] = lse3(bn[s], bn[s + 1], bn[s + 2] + sk[s + 2]) + e[s]
-                bc[sn] = NEG_INF
-                bc[sn + 1] = NEG_INF
-                mb = bc[0]
-                for s in range(1, sn):
-                    v = bc[s]
-                    mb = v if v > mb else mb
-                if mb > NEG_INF:
-                    for s in range(sn):
-                        bc[s] -= mb
-                    B += mb
-                off = A[n, t] + B - lp
-                r = a[t]
-                for s in range(sn):
-                    r[s + 2] = exp_fn(r[s + 2] + bc[s] - e[s] + off)
-                bn, bc = bc, bn
+        bad = 0.0
+        for t in range(Tn):
+            bad += flg[n, t]
+        ok = use_prob and bad == 0
+        if ok:
+            lp, ok = prob_alpha(Ep[n], PS[n], fr[n], skipm[n], Tn, sn)
+            if ok:
+                losses[n] = -lp
+                if want_grad and math.isfinite(lp):
+                    ok = prob_beta(Ep[n], PS[n], fr[n], skipm[n], Tn, sn, lp)
+        if not ok:
+            nlog += 1
+            losses[n] = logspace(x, tnc, log_probs, ext[n], skip[n], fr[n], n, Tn, sn,
+                                 want_grad, Ep[n])
 
     # -- phase 3: gradient rows
     if want_grad:
@@ -192,13 +177,216 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, in_len, lab_len, scale, losses, wan
                     for k in range(C):
                         g[k] = 0.0
                 else:
-                    row = x[t, n] if tnc else x[n, t]
-                    l = lse[n, t]
+                    q = sc * fr[n, t, 1]  # e^(x − m) / Σ e^(x − m), scaled
                     for k in range(C):
-                        g[k] = sc * exp_fn(row[k] - l)
+                        g[k] = g[k] * q
                 sn = min(2 * lab_len[n] + 1, smax)  # the bound lets LLVM vectorize
-                gm = al[n, t]
+                gm = Ep[n, t]
                 for s in range(sn):
                     c = ext[n, s]
-                    g[c] -= sc * gm[s + 2]
-    return 0
+                    g[c] -= sc * gm[s]
+    return nlog
+
+
+def _prob_alpha(Ep, PS, fr, sm, Tn, sn):
+    """Forward pass of one sequence: (log p(l|x), ok).
+
+    Ep: (T, Smax) scaled emissions ŷ; PS: (T, Smax) float64, receives α⁻_t (α before the
+    emission at t, relative to the row offset fr[t, 3]); fr[t, 2] = M_t, the emission
+    offset; sm: (Smax + 2,) skip factors.  ok is False when a value underflowed (see the
+    module docstring); log p is −inf when a row sums to exactly 0 (impossible alignment)
+    and NaN for NaN input.
+    """
+    smax = PS.shape[1]
+    pa = np.zeros(smax + 2)  # α̂_{t−1}, two zero pads in front: pa[s + 2] is state s
+    cu = np.zeros(smax + 2)
+    ps = PS[0]
+    e = Ep[0]
+    c = 0.0
+    bad = 0.0
+    for s in range(sn):
+        p = 1.0 if s < 2 else 0.0
+        ps[s] = p
+        r = p * e[s]
+        pa[s + 2] = r
+        c += r
+    A = 0.0
+    fr[0, 3] = 0.0
+    for t in range(Tn):
+        if t > 0:
+            ps = PS[t]
+            e = Ep[t]
+            c = 0.0
+            live = sn - 2 - 2 * (Tn - 1 - t)  # states below cannot reach the end
+            for s in range(sn):
+                p = pa[s + 2] + pa[s + 1] + sm[s] * pa[s]
+                ps[s] = p
+                r = p * e[s]
+                small = r < TINY
+                bad += 1.0 if (small and p > 0 and e[s] > 0 and s >= live) else 0.0
+                r = r * 0 if small else r  # flushed: no denormals
+                cu[s + 2] = r
+                c += r
+            if bad > 0:
+                return 0.0, False
+            pa, cu = cu, pa
+        fr[t, 3] = A
+        if not (c > 0):  # exactly 0: no alignment; NaN: NaN input
+            return (NEG_INF if c == 0 else c), True
+        A += fr[t, 2] + math.log(c)
+        inv = 1.0 / c
+        for s in range(sn):
+            pa[s + 2] *= inv
+    fin = pa[sn + 1] + pa[sn]  # the last label or the final blank (pa[1] = 0 when sn = 1)
+    if not (fin > 0):
+        return (NEG_INF if fin == 0 else fin), True
+    return A + math.log(fin), True
+
+
+def _prob_beta(Ep, PS, fr, sm, Tn, sn, lp):
+    """Backward pass of one sequence, fused with the posteriors γ, written over ``Ep``.
+
+    Returns False when a value underflowed or Σ_s γ_t(s) strayed from 1 (log space then).
+    """
+    smax = PS.shape[1]
+    pb = np.zeros(smax + 2)  # β̂_{t+1}, two zero pads behind: pb[s] is state s
+    pc = np.zeros(smax + 2)
+    bad = 0.0
+    B = 0.0
+    for t in range(Tn - 1, -1, -1):
+        e = Ep[t]
+        c = 0.0
+        if t == Tn - 1:
+            for s in range(sn):
+                r = e[s] if s >= sn - 2 else 0.0 * e[s]
+                pc[s] = r
+                c += r
+        else:
+            reach = 2 * t + 1  # states above cannot be reached from the start
+            for s in range(sn):
+                q = pb[s] + pb[s + 1] + sm[s + 2] * pb[s + 2]
+                r = q * e[s]
+                small = r < TINY
+                bad += 1.0 if (small and q > 0 and e[s] > 0 and s <= reach) else 0.0
+                r = r * 0 if small else r  # flushed: no denormals
+                pc[s] = r
+                c += r
+        if not (c > 0) or bad > 0:
+            return False
+        B += fr[t, 2] + math.log(c)
+        inv = 1.0 / c
+        # γ_t(s) = α⁻_t(s) β_t(s) / p = PS_t(s) · β̂_t(s) · e^(A_{t−1} + B_t − log p)
+        k = math.exp(fr[t, 3] + B - lp) * inv
+        ps = PS[t]
+        gs = 0.0
+        for s in range(sn):
+            v = pc[s]
+            pb[s] = v * inv
+            gm = ps[s] * v * k
+            e[s] = gm
+            gs += gm
+        if abs(gs - 1.0) > GAMMA_TOL:
+            return False
+    return True
+
+
+def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam):
+    """−log p(l|x) of sequence n in log space (and γ into ``gam`` when ``want_grad``).
+
+    Rows of α (and β) in the dtype, renormalized by their maximum per frame, the offsets
+    accumulated in float64; β needs only two rows and is fused with γ.
+    """
+    smax = ext.shape[0]
+    dt = np.zeros(1, gam.dtype)[0]
+    E = np.empty((Tn, smax), gam.dtype)   # log emission probabilities
+    al = np.empty((Tn, smax + 2), gam.dtype)
+    A = np.zeros(Tn)
+    for t in range(Tn):
+        row = x[t, n] if tnc else x[n, t]
+        l = 0.0 if log_probs else fr[t, 0]
+        for j in range(sn):
+            E[t, j] = row[ext[j]] - l
+    prv = np.empty(smax + 2, gam.dtype)
+    cur = np.empty(smax + 2, gam.dtype)
+    for s in range(smax + 2):
+        prv[s] = NEG_INF
+        cur[s] = NEG_INF
+    prv[2] = E[0, 0]
+    mx = prv[2]
+    if sn > 1:
+        prv[3] = E[0, 1]
+        mx = prv[3] if prv[3] > mx else mx
+    if mx > NEG_INF:
+        prv[2] -= mx
+        if sn > 1:
+            prv[3] -= mx
+        A[0] = mx
+    r = al[0]
+    for s in range(sn + 2):
+        r[s] = prv[s]
+    for t in range(1, Tn):
+        e = E[t]
+        for s in range(sn):
+            cur[s + 2] = lse3(prv[s + 2], prv[s + 1], prv[s] + sk[s]) + e[s]
+        mx = cur[2]
+        for s in range(1, sn):
+            v = cur[s + 2]
+            mx = v if v > mx else mx
+        A[t] = A[t - 1]
+        if mx > NEG_INF:
+            A[t] += mx
+        else:
+            mx = dt
+        r = al[t]
+        for s in range(sn + 2):
+            v = cur[s] - mx
+            cur[s] = v
+            r[s] = v
+        prv, cur = cur, prv
+    fin = al[Tn - 1]
+    lp = A[Tn - 1] + math.log(math.exp(np.float64(fin[sn + 1]))
+                              + math.exp(np.float64(fin[sn])))
+    if want_grad and math.isfinite(lp):
+        bn = np.empty(smax + 2, gam.dtype)
+        bc = np.empty(smax + 2, gam.dtype)
+        t = Tn - 1
+        for s in range(smax + 2):
+            bn[s] = NEG_INF
+        e = E[t]
+        bn[sn - 1] = e[sn - 1]
+        mb = bn[sn - 1]
+        if sn > 1:
+            bn[sn - 2] = e[sn - 2]
+            mb = bn[sn - 2] if bn[sn - 2] > mb else mb
+        B = 0.0
+        if mb > NEG_INF:
+            bn[sn - 1] -= mb
+            if sn > 1:
+                bn[sn - 2] -= mb
+            B = np.float64(mb)
+        off = A[t] + B - lp
+        r = al[t]
+        g = gam[t]
+        for s in range(sn):
+            g[s] = exp_fn(r[s + 2] + bn[s] - e[s] + off)
+        for t in range(Tn - 2, -1, -1):
+            e = E[t]
+            for s in range(sn):
+                bc[s] = lse3(bn[s], bn[s + 1], bn[s + 2] + sk[s + 2]) + e[s]
+            bc[sn] = NEG_INF
+            bc[sn + 1] = NEG_INF
+            mb = bc[0]
+            for s in range(1, sn):
+                v = bc[s]
+                mb = v if v > mb else mb
+            if mb > NEG_INF:
+                for s in range(sn):
+                    bc[s] -= mb
+                B += mb
+            off = A[t] + B - lp
+            r = al[t]
+            g = gam[t]
+            for s in range(sn):
+                g[s] = exp_fn(r[s + 2] + bc[s] - e[s] + off)
+            bn, bc = bc, bn
+    return -lp
