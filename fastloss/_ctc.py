@@ -79,7 +79,7 @@ def _workspace(N, T, smax, dt):
             ws["fr"][:N * T * 4].reshape(N, T, 4), ws["flg"][:N * T].reshape(N, T))
 
 
-_WS_MAX = 1 << 28  # do not keep more than this (per array, per thread) alive between calls
+_WS_MAX = 1 << 26  # bytes of emissions kept alive per thread between calls (float64 rows: 2-4x)
 
 
 # --- validation -------------------------------------------------------------------------
@@ -320,6 +320,11 @@ already log-probabilities).  ``fastloss.value_and_grad(ctc_loss)`` returns the g
 with respect to ``logits``: softmax − γ (γ the posterior occupancy of each class, as
 warp-ctc), or −γ with ``log_probs=True`` (the true gradient with respect to the
 log-probabilities, not PyTorch's quirk); same shape, dtype and layout as ``logits``.
+
+On the CPU the forward–backward recursion runs in probability space (float64, each frame
+rescaled, Rabiner's scaling); a sequence in which a value that can still matter would
+underflow (class gaps above 87 nats, long or very confident sequences) is recomputed in log
+space, so results never depend on the path taken.  On CUDA it runs in log space.
 
 Parameters
 ----------

@@ -32,6 +32,24 @@ def collapse(path, blank):
     return out
 
 
+def forward_nll(lp, label, blank=0):
+    """−log p(label) by the textbook log-space α recursion in float64 NumPy (lp: (T, C))."""
+    from scipy.special import logsumexp
+
+    ext = np.full(2 * len(label) + 1, blank)
+    ext[1::2] = label
+    S = len(ext)
+    skip = np.zeros(S, bool)
+    skip[3::2] = np.asarray(label[1:]) != np.asarray(label[:-1])
+    a = np.full(S, -np.inf)
+    a[:2] = lp[0, ext[:2]]
+    for t in range(1, lp.shape[0]):
+        prev = np.stack([a, np.r_[-np.inf, a[:-1]],
+                         np.where(skip, np.r_[-np.inf, -np.inf, a[:-2]], -np.inf)])
+        a = logsumexp(prev, axis=0) + lp[t, ext]
+    return -np.logaddexp(a[-1], a[-2]) if S > 1 else -a[-1]
+
+
 def brute_nll(lp, label, blank=0):
     """−log Σ over all T-frame paths collapsing to ``label`` (lp: (T, C) log-probs)."""
     T, C = lp.shape
@@ -76,6 +94,8 @@ def test_value_vs_brute_force(T, C, label, blank):
     v = ctc_loss(x, labels, [T], [len(label)], blank=blank, reduction="none")
     ref = brute_nll(log_softmax(x[0]), label, blank)
     np.testing.assert_allclose(v[0], ref, rtol=1e-10, atol=1e-10)
+    if label:  # the NumPy recursion used as the reference for long sequences
+        np.testing.assert_allclose(forward_nll(log_softmax(x[0]), label, blank), ref, rtol=1e-10)
 
 
 def test_batch_vs_brute_force_ignores_frames_past_length():
@@ -172,6 +192,9 @@ def test_probability_path_equals_log_space_path(log_probs):
     (v1, g1), (v2, g2), n_log = _both_paths((x, labels, il, ll),
                                             dict(reduction="none", log_probs=log_probs))
     assert n_log == 0
+    lp = x if log_probs else log_softmax(x)
+    ref = [forward_nll(lp[n, :il[n]], labels[n, :ll[n]]) for n in range(N)]
+    np.testing.assert_allclose(v1, ref, rtol=1e-12)
     np.testing.assert_allclose(v1, v2, rtol=1e-12)
     np.testing.assert_allclose(g1, g2, atol=1e-12)
 
