@@ -36,8 +36,10 @@ def digest() -> str:
     """A short hash of every source file the kernels depend on (math, kernels, compiler)."""
     if "digest" not in _KERNELS:
         h = hashlib.sha256()
+        # the runners choose what is bound into the kernels: they count too
         files = [*_PKG.glob("_math/*.py"), *_PKG.glob("_cpu/*.py"), _PKG / "_fastmath.py",
-                 _PKG / "_prims.py", _PKG / "_compile.py"]
+                 _PKG / "_prims.py", _PKG / "_compile.py", _PKG / "_elementwise.py",
+                 _PKG / "_rowwise.py", _PKG / "_ctc.py"]
         for p in sorted(files):
             h.update(p.read_bytes())
         _KERNELS["digest"] = h.hexdigest()[:10]
@@ -45,14 +47,16 @@ def digest() -> str:
 
 
 def _prims(target: str) -> dict:
+    """The primitives a math module may call: ``exp``, ``expn`` (exp of an argument <= 0,
+    may flush results below the smallest normal float32 to 0), ``log``, ``log1p``."""
     if target == "cpu32":
         from . import _prims
         return dict(_prims.F32_PRIMS)
     if target == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         # the simulator runs device code as Python: IEEE results (inf, NaN) instead of
         # the math module's exceptions for log(0) or exp(1000)
-        return {"exp": np.exp, "log": np.log, "log1p": np.log1p}
-    return {"exp": math.exp, "log": math.log, "log1p": math.log1p}
+        return {"exp": np.exp, "expn": np.exp, "log": np.log, "log1p": np.log1p}
+    return {"exp": math.exp, "expn": math.exp, "log": math.log, "log1p": math.log1p}
 
 
 def _jit_for(target: str):

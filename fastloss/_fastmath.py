@@ -10,6 +10,7 @@ LLVM's loop vectorizer turns into packed AVX2 code.
 Public API (usable from ``@njit`` code, any fastmath flags, any error model)::
 
     fexp(x)    # exp(x)
+    fexpn(x)   # exp(x) for x <= 0, flushed to 0 below exp(-87.34) (softmax terms)
     flog(x)    # log(x)
     flog1p(x)  # log(1 + x)
 
@@ -51,6 +52,7 @@ import warnings
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload
 
@@ -60,7 +62,8 @@ from numba.extending import intrinsic, overload
 warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning, module=r"numba\.core\.ssa")
 warnings.filterwarnings("ignore", r"(?s).*is not in scope", NumbaIRAssumptionWarning)
 
-__all__ = ["fexp", "flog", "flog1p", "fexp_f32", "flog_f32", "flog1p_f32"]
+__all__ = ["fexp", "fexpn", "flog", "flog1p", "fexp_f32", "fexpn_f32", "flog_f32",
+           "flog1p_f32"]
 
 _f32 = np.float32
 
@@ -285,6 +288,50 @@ def _log1p_split(typingctx, x):
     return sig, codegen
 
 
+# Below this fexpn flushes to 0: exp(-87.33654) = 2**-126 is the smallest normal float32,
+# so one 2**n scaling suffices (n >= -126) and no denormal is produced.
+_EXPN_LO = _f32(-87.33654)
+
+
+@intrinsic
+def fexpn_f32(typingctx, x):
+    """exp(x) for float32 x <= 0 (also valid up to 88): the exponentials of softmax-like
+    terms exp(x - max) and of exp(-|x|).
+
+    ``fexp_f32``'s Cody-Waite reduction and polynomial (Horner with fused multiply-adds),
+    without the overflow path and with a single 2**n scaling, so results below
+    exp(-87.34) ~ 1.2e-38 (the smallest normal float32) are flushed to 0 instead of
+    underflowing gradually.  Within 1 ulp elsewhere (``tests/test_fastmath.py``); about 40%
+    cheaper than ``fexp_f32`` in a vectorized loop.  NaN propagates, -inf gives 0.
+    """
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        (xv,) = args
+        b = builder
+        lo = _f32c(_EXPN_LO)
+        small = b.fcmp_ordered("<", xv, lo)
+        xc = b.select(b.fcmp_ordered(">", xv, lo), xv, lo)          # NaN -> lo
+        floor = b.module.declare_intrinsic("llvm.floor", [_LL_F32])
+        fma = cgutils.get_or_insert_function(b.module, ir.FunctionType(_LL_F32, [_LL_F32] * 3),
+                                             "llvm.fma.f32")
+        n = b.call(floor, [_fadd(b, _fmul(b, xc, _f32c(_LOG2E)), _f32c(_HALF))])
+        r = _fsub(b, xc, _fmul(b, n, _f32c(_EXP_C1)))
+        r = _fsub(b, r, _fmul(b, n, _f32c(_EXP_C2)))
+        p = _f32c(_EXP_P0)
+        for c in (_EXP_P1, _EXP_P2, _EXP_P3, _EXP_P4, _EXP_P5):
+            p = b.call(fma, [p, r, _f32c(c)])
+        y = _fmul(b, p, _fmul(b, r, r))
+        y = _fadd(b, _fadd(b, y, r), _f32c(1.0))
+        e = b.shl(b.add(b.fptosi(n, _LL_I32), _i32(127)), _i32(23))
+        y = _fmul(b, y, b.bitcast(e, _LL_F32))                         # n >= -126: normal
+        y = b.select(small, _f32c(0.0), y)
+        return b.select(b.fcmp_unordered("uno", xv, xv), xv, y)         # NaN
+
+    return types.float32(types.float32), codegen
+
+
 # ---------------------------------------------------------- float32 kernels
 @njit(inline="always", cache=True)
 def fexp_f32(x):
@@ -349,6 +396,11 @@ def fexp(x):
     return math.exp(x)
 
 
+def fexpn(x):
+    """exp(x) for x <= 0.  float32 -> ``fexpn_f32`` inside @njit code (0 below e^-87.34)."""
+    return math.exp(x)
+
+
 def flog(x):
     """log(x).  float32 -> fast float32 polynomial inside @njit code."""
     return math.log(x)
@@ -384,6 +436,7 @@ def _math_log1p(x):
 
 
 _ol_fexp = _make_overload(fexp, fexp_f32, njit(inline="always")(_math_exp))
+_ol_fexpn = _make_overload(fexpn, fexpn_f32, njit(inline="always")(_math_exp))
 _ol_flog = _make_overload(flog, flog_f32, njit(inline="always")(_math_log))
 _ol_flog1p = _make_overload(flog1p, flog1p_f32,
                             njit(inline="always")(_math_log1p))

@@ -92,7 +92,8 @@ def cpu_kernel_for(tag, flags, dtype, chunked):
     bind = {"f1": f1, "f2": ns[f"{tag}_f2"], "fin": ns[f"{tag}_fin"], "f3": ns[f"{tag}_f3"],
             "FT": numba.float32 if dt == "f32" else numba.float64, "NEED_MAX": need_max,
             "INT_LABELS": int_labels, "FLOAT_LABELS": float_labels, "HAS_CW": has_cw,
-            "FIXK": f"{tag}_fixk" in ns, "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"])}
+            "FIXK": f"{tag}_fixk" in ns, "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"]),
+            "KEEP": f"{tag}_f3k" in ns, "f3k": ns.get(f"{tag}_f3k")}
     name = f"{tag}_{dt}" + ("_cw" if has_cw else "")
     bind.update(cached(("row-helpers", name), lambda: _helpers(tmpl, bind)))
     template = tmpl.chunk_kernel if chunked else tmpl.row_kernel
@@ -256,7 +257,11 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     A = hs[names[0]]
     B = hs[names[1]] if len(names) > 1 else A
     Cm = hs[names[2]] if len(names) > 2 else A
-    gbufs = _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D)
+    # a loss whose phase 2 keeps exp terms in the first gradient buffer (KEEP) must not
+    # write them over an input it still reads: such a grad_out gets a separate buffer
+    keep = names[0] if _keeps(tag) else None
+    gbufs = _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D,
+                          [hs[n] for n in names] if keep else (), keep)
     # always an array (N values): one kernel variant fewer per loss, negligible traffic
     out_l = np.empty(N, dt)
     if reduction == "none" and out is not None:
@@ -306,8 +311,15 @@ def _row_weights(sample_weight, batch, dt, fn):
     return split_weights(sample_weight, batch, dt, fn, "the batch (rows)")
 
 
-def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D):
-    """{name: (user-visible array, 2-D kernel view)} for the requested gradients."""
+def _keeps(tag):
+    import importlib
+    return hasattr(importlib.import_module(MATH), f"{tag}_f3k")
+
+
+def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D, inputs=(),
+                  keep=None):
+    """{name: (user-visible array, 2-D kernel buffer, copy kernel buffer to user)} for the
+    requested gradients.  The gradient of ``keep`` never shares memory with ``inputs``."""
     outs = {}
     if grad_out is not None:
         if isinstance(grad_out, (tuple, list)):
@@ -324,7 +336,7 @@ def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D):
         given = outs.get(n)
         if given is not None:
             g = check_out(given, shape, dt, "grad_out", fn)
-            if moved:
+            if moved or (n == keep and any(np.may_share_memory(g, h) for h in inputs)):
                 res[n] = (g, np.empty((N, D), dt), True)
             else:
                 res[n] = (g, g.reshape(N, D), False)
@@ -340,8 +352,10 @@ def _moved_shape(shape, ax):
 
 def _finish_grad(entry, shape, ax, moved):
     """The gradient in the caller's layout (class axis moved back where it was)."""
-    user, k2, _ = entry
+    user, k2, copy = entry
     if not moved:
+        if copy:
+            user[...] = k2.reshape(shape)
         return user if user is not None else k2.reshape(shape)
     g = np.moveaxis(k2.reshape(_moved_shape(shape, ax)), -1, ax)
     if user is not None:

@@ -223,3 +223,26 @@ def test_loop_vectorizes(name):
     assert "ymm" in asm and len(packed) >= 5, "loop was not vectorized"
     # ... and no scalar libm call survived.
     assert not re.search(r"call\s+\S*(?:expf|logf|log1pf)\b", asm)
+
+
+def test_fexpn_non_positive_exp():
+    """exp of x <= 0 for the softmax terms: <= 1 ulp down to exp(-87.34), 0 below, NaN kept."""
+    from fastloss._compile import FASTMATH
+    from fastloss._fastmath import fexpn
+
+    @njit(fastmath=set(FASTMATH), error_model="numpy")
+    def run(d, out):
+        for i in range(d.shape[0]):
+            out[i] = fexpn(d[i])
+
+    d = np.concatenate([-np.linspace(0, 87.4, 1_000_001), -np.logspace(-30, 1.9, 10_001),
+                        [0.0, -0.0, 1.0, 88.0, -87.7, -88.0, -104.0, -1e30, -np.inf, np.nan]])
+    d = d.astype(np.float32)
+    out = np.empty_like(d)
+    run(d, out)
+    ok = d >= np.float32(-87.33654)
+    ref = np.exp(d[ok].astype(np.float64))
+    ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(out[ok] - ref) / ulp) <= 1.0
+    assert np.all(out[~ok][:-1] == 0) and np.isnan(out[-1])
+    assert out.dtype == np.float32

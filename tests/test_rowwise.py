@@ -172,7 +172,7 @@ def test_values_and_gradients(case):
         np.testing.assert_allclose(gi, fi, rtol=1e-5, atol=1e-7)
 
 
-F32_IDS = ("ice", "trip", "mpse")  # a few (each float32 variant is a compile)
+F32_IDS = ("sce", "ice", "skl", "trip", "mpse")  # a few (each float32 variant is a compile)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[0] in F32_IDS], ids=F32_IDS)
@@ -182,8 +182,12 @@ def test_float32(case):
                 for a in args)
     v, g = vg(f, *a32, reduction="none", **kw)
     assert v.dtype == np.float32
-    assert all(gi.dtype == np.float32 for gi in (g if isinstance(g, tuple) else (g,)))
+    g = g if isinstance(g, tuple) else (g,)
+    assert all(gi.dtype == np.float32 for gi in g)
     np.testing.assert_allclose(v, ref(), rtol=2e-5, atol=2e-5)
+    _, g64 = vg(f, *args, reduction="none", **kw)
+    for gi, gr in zip(g, g64 if isinstance(g64, tuple) else (g64,)):
+        np.testing.assert_allclose(gi, gr, rtol=1e-5, atol=1e-6)
 
 
 def test_plain_call_mean_default_and_argnums_tuple():
@@ -195,6 +199,29 @@ def test_plain_call_mean_default_and_argnums_tuple():
     np.testing.assert_allclose(gy, -log_softmax(x, -1) / 3, atol=1e-14)
     with pytest.raises(ValueError, match="gradient with respect to 'labels'"):
         fl.value_and_grad(fl.softmax_cross_entropy_with_integer_labels, 1)
+
+
+def test_sce_labels_only_and_grad_out_over_inputs():
+    """Gradients w.r.t. the labels alone (phase 3 recomputes exp) and grad_out buffers that
+    are the inputs themselves (phase 2 keeps exp terms in the logits' gradient buffer,
+    which must then not be the logits) agree with the plain call."""
+    x, y = RNG.normal(size=(5, 7)), probs((5, 7))
+    for f in (fl.softmax_cross_entropy, fl.softmax_kl_divergence):
+        v, (gx, gy) = fl.value_and_grad(f, (0, 1))(x, y)
+        v1, gy1 = fl.value_and_grad(f, 1)(x, y)
+        np.testing.assert_allclose(v1, v, rtol=1e-14)
+        np.testing.assert_allclose(gy1, gy, rtol=1e-13, atol=1e-15)
+        xx, yy = x.copy(), y.copy()
+        v2, (gx2, gy2) = fl.value_and_grad(f, (0, 1))(xx, yy, grad_out=(xx, yy))
+        assert gx2 is xx and gy2 is yy
+        np.testing.assert_allclose(v2, v, rtol=1e-14)
+        np.testing.assert_allclose(gx2, gx, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(gy2, gy, rtol=1e-13, atol=1e-15)
+    xx = x.copy()
+    k = np.array([0, 3, 6, 1, 2])
+    _, g = vg(fl.softmax_cross_entropy_with_integer_labels, x, k)
+    _, g2 = fl.value_and_grad(fl.softmax_cross_entropy_with_integer_labels)(xx, k, grad_out=xx)
+    np.testing.assert_allclose(g2, g, rtol=1e-13, atol=1e-15)
 
 
 def test_triplet_argnums_order_and_grad_out():
@@ -428,9 +455,12 @@ def test_large_class_count_few_rows(Cbig):
 def test_chunked_kernel_matches_row_kernel(monkeypatch):
     """The few-long-rows path (prange over row chunks), forced with a tiny chunk."""
     x = RNG.normal(size=(1, 37)) * 3
+    x[0, 30] = -np.inf
     k = np.array([5])
+    y = probs((1, 37))
     cases = [(fl.softmax_cross_entropy_with_integer_labels, (x, k),
-              {"label_smoothing": 0.1, "class_weight": RNG.random(37)})]
+              {"label_smoothing": 0.1, "class_weight": RNG.random(37)}),
+             (fl.softmax_cross_entropy, (x, y), {"label_smoothing": 0.2})]
     before = [vg(f, *a, reduction="none", **kw) for f, a, kw in cases]
     monkeypatch.setattr(_rowwise, "CHUNK", 4)
     assert _rowwise._use_chunks(1, 37)

@@ -1,5 +1,8 @@
 """Benchmark cases of the row-wise losses (float32, value + gradient).
 
+``make`` returns the fastloss call's keyword arguments with ``grad_out`` buffers
+allocated once (:func:`_preallocated`).
+
 Peers: ``"torch"`` runs the same forward + backward with PyTorch CPU tensors
 (``cross_entropy``, ``kl_div``, ``multi_margin_loss``, ``cosine_embedding_loss``,
 ``triplet_margin_loss``); losses PyTorch has no function for are written from its
@@ -108,6 +111,21 @@ def _peer_mpse(args, kwargs):
     return _fb(f, [p, t])
 
 
+def _preallocated(case):
+    """``case`` with its gradient buffers allocated once and passed as ``grad_out`` (as the
+    elementwise cases and the triad do: a fresh 67-131 MB gradient per call would time
+    page faults, not the loss).  PyTorch allocates its own gradients."""
+    make, nums = case.make, case.argnums
+
+    def make_pre(dtype=np.float32):
+        args, kw = make(dtype)
+        bufs = tuple(np.empty_like(args[i]) for i in
+                     ((nums,) if isinstance(nums, int) else nums))
+        return args, dict(kw, grad_out=bufs[0] if isinstance(nums, int) else bufs)
+    case.make = make_pre
+    return case
+
+
 def cases(quick: bool = False) -> list:
     s = 8 if quick else 1     # quick: smaller shapes
 
@@ -143,7 +161,7 @@ def cases(quick: bool = False) -> list:
         return make
 
     tp = _torch_peer
-    return [
+    return [_preallocated(c) for c in [
         Case("softmax_cross_entropy_with_integer_labels", f"N={32768 // s},C=1000",
              ice(32768 // s, 1000), _logits_nbytes, {"torch": tp(_peer_ce_int)}),
         Case("softmax_cross_entropy_with_integer_labels", f"N=64,C={262144 // s}",
@@ -164,4 +182,4 @@ def cases(quick: bool = False) -> list:
              {"torch": tp(_peer_triplet)}, argnums=(0, 1, 2)),
         Case("mean_pairwise_squared_error", f"N={32768 // s},D=256", floats(2, 32768 // s, 256),
              _nbytes, {"torch": tp(_peer_mpse)}, argnums=(0, 1)),
-    ]
+    ]]

@@ -16,6 +16,12 @@ loads are dead code).
 Row sums are accumulated in float64; row losses are summed after the parallel loop in row
 order (deterministic for any thread count); the row scalars ``fin`` returns are cast back to the
 array dtype (``FT``) so that the gradient loop stays in that dtype.
+
+``KEEP`` (losses with an ``f3k``, the softmax ones): phase 2 also stores each element's
+first term ``exp(x − m)`` in the first gradient buffer and phase 3 finishes it in place,
+so each element costs one ``exp`` instead of two.  Both kernels share this through
+``_rowsums``/``_rowgrad``.  (A chunk-local online maximum, which would read the logits
+once instead of twice, measured no faster here: the exp pass is compute bound.)
 """
 import numpy as np
 from llvmlite import ir
@@ -28,12 +34,14 @@ f2 = None
 fin = None
 f3 = None
 fixk = None         # bound for losses with a label fix-up (FIXK)
+f3k = None          # bound for losses whose phase 3 reuses the kept phase-2 term (KEEP)
 FT = None           # numba.float32 / numba.float64
 FIXK = False        # gA[i, k] = fixk(gA[i, k], c0..c3) after phase 3
 NEED_MAX = False    # phase 1 runs
 INT_LABELS = False  # K holds integer class labels (out of range = ignored row)
 FLOAT_LABELS = False  # YL holds a float label per row
 HAS_CW = False      # CW holds class weights
+KEEP = False        # phase 2 stores its first term v0 in gA, phase 3 runs f3k(v0, ...)
 
 
 BLK = 512   # phase-2 sums: float32 (dtype) lanes within a block, float64 across blocks
@@ -65,8 +73,9 @@ def _rowmax(a, b, lo, hi, k):
     return m
 
 
-def _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3):
-    """Σ_j f2(...) over [lo, hi): dtype partial sums per block of BLK, float64 across."""
+def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
+    """Σ_j f2(...) over [lo, hi): dtype partial sums per block of BLK, float64 across.
+    With ``KEEP`` (and a gradient wanted) each element's first term is stored in gA."""
     one = FT(1.0)
     s0 = 0.0
     s1 = 0.0
@@ -86,6 +95,8 @@ def _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3):
             if HAS_CW:
                 wj = CW[u]
             v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
+            if KEEP and gA is not None:
+                gA[i, u] = v0
             t0 += v0
             t1 += v1
             t2 += v2
@@ -107,7 +118,12 @@ def _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3, p0, p
         wj = one
         if HAS_CW:
             wj = CW[u]
-        ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3)
+        if KEEP and gA is not None:
+            ga, gb, gc = f3k(gA[i, u], a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
+                             p0, p1, p2, p3)
+        else:
+            ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
+                            p0, p1, p2, p3)
         if gA is not None:
             gA[i, u] = ga
         if gB is not None:
@@ -164,7 +180,7 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
             m = FT(-np.inf)
             if NEED_MAX:
                 m = _rowmax(a, b, 0, D, k)
-            s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, 0, D, k, m, xk, p0, p1, p2, p3)
+            s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, gA, i, 0, D, k, m, xk, p0, p1, p2, p3)
             rb[i] = s4
             loss, c0, c1, c2, c3 = fin(s0, s1, s2, s3, m, xk, wk, yl, nf, rw * gscale,
                                        p0, p1, p2, p3)
@@ -242,7 +258,8 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
             a = A[i]
             b = B[i]
             c = Cm[i]
-            s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, lo, hi, k, m, xk, p0, p1, p2, p3)
+            s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk,
+                                          p0, p1, p2, p3)
             ps[t, 0] = s0
             ps[t, 1] = s1
             ps[t, 2] = s2

@@ -10,9 +10,11 @@ Everything is −inf aware without ``nnan``/``ninf`` fast-math: ``logaddexp(-inf
 CPU kernels' loops over the CTC states vectorize, and they keep the argument's float type
 (no float64 constant is ever returned), so float32 stays float32.
 """
-from math import exp, log, log1p
+from math import exp, log, log1p  # noqa: F401  (rebound per target)
 
 import numpy as np
+
+expn = exp  # exp of an argument <= 0; rebound per target (see fastloss._compile)
 
 NEG_INF = float("-inf")
 # exp() arguments below LO are flushed: e^LO = 1.6e-38 is the smallest normal float32, and
@@ -35,21 +37,21 @@ def clamp_lo(d):
 def logaddexp(a, b):
     """log(e^a + e^b); −inf when both are −inf; NaN propagates."""
     m = max2(a, b)
-    r = m + log1p(exp(clamp_lo(-abs(a - b))))
+    r = m + log1p(expn(clamp_lo(-abs(a - b))))
     return r if m > NEG_INF else m + (a + b)  # -inf, or NaN when max2 dropped one
 
 
 def logaddexp3(a, b, c):
     """log(e^a + e^b + e^c); −inf when all are −inf; NaN propagates."""
     m = max2(max2(a, b), c)
-    r = m + log(exp(clamp_lo(a - m)) + exp(clamp_lo(b - m)) + exp(clamp_lo(c - m)))
+    r = m + log(expn(clamp_lo(a - m)) + expn(clamp_lo(b - m)) + expn(clamp_lo(c - m)))
     return r if m > NEG_INF else m + (a + b + c)  # -inf, or NaN when max2 dropped one
 
 
 def exp_(x):
-    """The target's ``exp`` (float32 polynomial on cpu32), flushed to 0 below e^LO (no
-    denormals); for the kernels' softmax and γ passes.  NaN propagates."""
-    y = exp(clamp_lo(x))
+    """exp(x) for x <= 0 (the target's ``expn``: a float32 polynomial on cpu32), flushed to
+    0 below e^LO (no denormals); for the kernels' softmax and γ passes.  NaN propagates."""
+    y = expn(clamp_lo(x))
     return y if not (x < LO) else y * 0
 
 

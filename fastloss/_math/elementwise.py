@@ -20,27 +20,25 @@ from math import copysign, exp, log, log1p
 
 from .spec import Param, elementwise
 
+expn = exp  # exp of an argument <= 0; rebound per target (see fastloss._compile)
+
 LN2 = 0.6931471805599453
 LOG_2PI = 1.8378770664093453
 
 
 # --- helpers (compiled alongside the losses) -------------------------------------------
 
-def softplus(x):
-    """log(1 + e^x), stable for |x| up to float max."""
-    return max(x, 0.0) + log1p(exp(-abs(x)))
-
-
-def sigmoid(x):
-    """1 / (1 + e^-x) without overflow."""
-    e = exp(-abs(x))
+def softplus_sigmoid(x):
+    """(log(1 + e^x), 1 / (1 + e^-x)), stable for |x| up to float max, from one exponential
+    e^-|x| (the compiler does not merge the exponentials of two separate helpers)."""
+    e = expn(-abs(x))
     r = 1.0 / (1.0 + e)
-    return r if x >= 0 else e * r
+    return max(x, 0.0) + log1p(e), (r if x >= 0 else e * r)
 
 
 def powpos(u, a):
-    """u**a for u >= 0, a >= 0, with 0**0 = 1 (branch-free)."""
-    p = exp(a * log(u))
+    """u**a for u in [0, 1], a >= 0, with 0**0 = 1 (branch-free; a·log u <= 0)."""
+    p = expn(a * log(u))
     return p if u > 0 else (1.0 if a == 0 else 0.0 * u)
 
 
@@ -123,7 +121,7 @@ def log_cosh(x, y, a, b, c):
     """
     d = x - y
     ad = abs(d)
-    e = exp(-2.0 * ad)
+    e = expn(-2.0 * ad)
     d2 = d * d
     taylor = d2 * (0.5 - d2 * (1.0 / 12.0 - d2 * (1.0 / 45.0 - d2 * (17.0 / 2520.0 - d2 * (
         31.0 / 14175.0 - d2 * (691.0 / 467775.0 - d2 * (5461.0 / 6081075.0)))))))
@@ -157,8 +155,8 @@ def sigmoid_binary_cross_entropy(x, y, pw, s, c):
     """
     ys = y * (1.0 - s) + 0.5 * s
     cw = 1.0 + (pw - 1.0) * ys
-    p = sigmoid(x)
-    v = cw * softplus(x) - pw * ys * x
+    sp, p = softplus_sigmoid(x)
+    v = cw * sp - pw * ys * x
     g = cw * p - pw * ys
     h = cw * p * (1.0 - p)
     return v, g, h
@@ -172,9 +170,9 @@ def sigmoid_focal(x, y, alpha, gamma, c):
 
     p = σ(x), p_t = p y + (1-p)(1-y), α_t = α y + (1-α)(1-y) (1 when α < 0).
     """
-    p = sigmoid(x)
+    sp, p = softplus_sigmoid(x)
     q = p * (1.0 - p)
-    ce = softplus(x) - x * y
+    ce = sp - x * y
     dce = p - y
     u = 1.0 - (p * y + (1.0 - p) * (1.0 - y))
     sg = 2.0 * y - 1.0
@@ -241,8 +239,8 @@ def squared_hinge(x, y, margin, b, c):
 def logistic(x, y, a, b, c):
     """Logistic loss softplus(-y x) for labels ±1 (MXNet Gluon ``LogisticLoss``)."""
     z = -y * x
-    s = sigmoid(z)
-    return softplus(z), -y * s, s * (1.0 - s)
+    sp, s = softplus_sigmoid(z)
+    return sp, -y * s, s * (1.0 - s)
 
 
 # --- counts -------------------------------------------------------------------------------

@@ -13,6 +13,12 @@ target and CUDA, and the kernel templates in :mod:`fastloss._cpu.rowwise` and
     phase 3 (grad):  ga_j, gb_j, gc_j = f3(a_j, b_j, c_j, w_j, j, k, m, xk, c0..c3, params)
     label fix-up:    ga_k = fixk(ga_k, c0..c3)       (optional, integer-label losses)
 
+Optional ``<tag>_f3k`` (the softmax losses): phase 2 keeps each element's first term ``v0``
+(``expn(a − m)``) in the first gradient buffer, and phase 3 computes
+``ga_j, gb_j, gc_j = f3k(v0_j, a_j, b_j, c_j, w_j, j, k, m, xk, c0..c3, params)``, the
+same gradient as ``f3`` without recomputing ``v0`` (one ``exp`` per element instead of
+two).  The CPU kernels use it when bound; CUDA (where ``exp`` is cheap) always runs ``f3``.
+
 ``a, b, c``: the row's elements of up to three float inputs (unused ones are a copy of
 ``a``); ``k``: the row's integer label (0 when the loss has none); ``xk = a[k]``;
 ``w_j``/``wk``: class weights (1 without); ``yl``: a float row label (cosine_embedding);
@@ -33,6 +39,8 @@ result (``ZERO if d <= ZERO else d`` keeps NaN), and where a convention replaces
 from math import exp, log, sqrt  # noqa: F401  (exp/log rebound per target)
 
 import numpy as np
+
+expn = exp  # exp of an argument <= 0 (softmax terms); rebound per target, see _compile
 
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
@@ -62,7 +70,7 @@ def first_f1(a, b, j, k):
 
 def sce_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     d = a - m
-    e = exp(d)
+    e = expn(d)
     yp = b * p2 + p1
     t = ZERO if yp == ZERO else yp * d          # 0 * -inf = 0 for masked classes
     bad = ONE if b < ZERO else ZERO
@@ -75,12 +83,15 @@ def sce_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     return loss, gs * s2 / s0, gs, gs * p2, lse
 
 
-def sce_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    d = a - m
+def sce_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
     yp = b * p2 + p1
-    ga = c0 * exp(d) - c1 * yp                  # (Σy') softmax − y'
-    gb = c2 * (c3 - d)                          # −(1 − s) log softmax
+    ga = c0 * e - c1 * yp                       # (Σy') softmax − y'
+    gb = c2 * (c3 - (a - m))                    # −(1 − s) log softmax
     return ga, gb, ZERO
+
+
+def sce_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return sce_f3k(expn(a - m), a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3)
 
 
 # --- softmax_cross_entropy_with_integer_labels -------------------------------------------
@@ -89,7 +100,7 @@ def sce_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
 
 def ice_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     d = a - m
-    e = exp(d)
+    e = expn(d)
     t = ZERO if wj == ZERO else wj * d
     return e, t, ZERO, ZERO, ZERO
 
@@ -102,8 +113,12 @@ def ice_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     return loss, gs * (p2 * wk + p1 * p3) / s0, gs * p2 * wk, gs * p1, 0.0
 
 
+def ice_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return c0 * e - c2 * wj, ZERO, ZERO
+
+
 def ice_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    return c0 * exp(a - m) - c2 * wj, ZERO, ZERO
+    return ice_f3k(expn(a - m), a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3)
 
 
 def ice_fixk(g, c0, c1, c2, c3):
@@ -150,7 +165,7 @@ def klt_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
 
 def skl_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     d = a - m
-    e = exp(d)
+    e = expn(d)
     td = ZERO if b == ZERO else b * d
     tlt = ZERO if b == ZERO else b * log(b)
     bad = ONE if b < ZERO else ZERO
@@ -163,11 +178,14 @@ def skl_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     return loss, gs * s2 / s0, gs, lse, 0.0
 
 
-def skl_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    d = a - m
-    ga = c0 * exp(d) - c1 * b
-    gb = c1 * (log(b) + ONE - d + c2)           # log t + 1 − log softmax
+def skl_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    ga = c0 * e - c1 * b
+    gb = c1 * (log(b) + ONE - (a - m) + c2)     # log t + 1 − log softmax
     return ga, gb, ZERO
+
+
+def skl_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return skl_f3k(expn(a - m), a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3)
 
 
 # --- multiclass_hinge (Weston-Watkins sum): p0 = margin -----------------------------------
