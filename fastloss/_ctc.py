@@ -270,10 +270,13 @@ def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
         return _run_cuda(inputs["logits"], p, scale, wsum, reduction, want_grad, grad_out)
     dt, shape = p["dt"], p["shape"]
     x = as_float(p["xh"], dt, "logits")
-    g = None
+    g = user_g = None
     if want_grad:
-        g = (check_out(grad_out, shape, dt, "grad_out", fn) if grad_out is not None
-             else np.empty(shape, dt))
+        g = user_g = (check_out(grad_out, shape, dt, "grad_out", fn) if grad_out is not None
+                      else np.empty(shape, dt))
+        if grad_out is not None and np.may_share_memory(g, x):
+            # phase 1 stores exponentials in the gradient while the logits are still read
+            g = np.empty(shape, dt)
     losses = np.zeros(p["N"])
     if p["N"]:
         from ._cpu import launch
@@ -287,7 +290,9 @@ def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
             kern, x, p["tnc"], p["log_probs"], p["ext"], skip, skipm, p["in_len"],
             p["lab_len"], scale, losses, want_grad, g if want_grad else np.empty((0, 0, 0), dt),
             *ws, PROB_SPACE)
-    return _reduce(losses, p, reduction, wsum, dt), {"logits": g}, None
+    if g is not user_g:
+        user_g[...] = g
+    return _reduce(losses, p, reduction, wsum, dt), {"logits": user_g}, None
 
 
 def _run_cuda(logits, p, scale, wsum, reduction, want_grad, grad_out):

@@ -218,6 +218,23 @@ def test_extreme_logits_take_log_space_path_and_stay_exact():
     np.testing.assert_allclose(g.sum(-1), 0.0, atol=1e-9)  # softmax − γ: rows sum to 0
 
 
+def test_grad_out_may_be_the_logits():
+    # in place: the kernel stores exponentials in the gradient buffer while it still reads
+    # the logits (also on the log-space path, taken here by two of the sequences)
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(4, 8, 5))
+    x[2:] *= 300
+    labels, il, ll = rng.integers(1, 5, size=(4, 3)), np.full(4, 8), np.full(4, 3)
+    v, g = vg(x, labels, il, ll, reduction="none")
+    from fastloss import _ctc
+    assert _ctc.last_logspace == 2
+    buf = x.copy()
+    v2, g2 = vg(buf, labels, il, ll, reduction="none", grad_out=buf)
+    assert g2 is buf
+    np.testing.assert_array_equal(v2, v)
+    np.testing.assert_array_equal(g2, g)
+
+
 def test_probability_path_finite_differences_long_sequence():
     rng = np.random.default_rng(13)
     x, labels, il, ll = make(rng, 1, 40, 3, 8, full=True)
