@@ -45,16 +45,31 @@ class LossInfo:
         return inspect.Signature(ps)
 
     def call(self, args, kwargs, **request):
-        try:
-            ba = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.name}: {exc}") from None
-        ba.apply_defaults()
-        a = ba.arguments
-        inputs = {n: a[n] for n in self.inputs}
-        params = {k: a[k] for k in self.params}
-        common = {k: a[k] for k in self.common}
-        return self.runner(inputs, params, **common, **request)
+        """Bind ``args``/``kwargs`` as ``signature`` would (by hand: ``Signature.bind`` cost
+        about 40 µs per call, half the cost of a call on 1 000 elements) and run."""
+        names = self.inputs
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}: takes {len(names)} positional arguments "
+                            f"({', '.join(names)}) but {len(args)} were given")
+        inputs = dict(zip(names, args))
+        params = dict(self.params)
+        common = dict(self.common)
+        for k, v in kwargs.items():
+            if k in params:
+                params[k] = v
+            elif k in common:
+                common[k] = v
+            elif k in names:
+                if k in inputs:
+                    raise TypeError(f"{self.name}: multiple values for argument '{k}'")
+                inputs[k] = v
+            else:
+                raise TypeError(f"{self.name}: got an unexpected keyword argument '{k}'")
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise TypeError(f"{self.name}: missing required argument(s) "
+                            f"{', '.join(repr(n) for n in missing)}")
+        return self.runner({n: inputs[n] for n in names}, params, **common, **request)
 
 
 LOSSES: dict[str, LossInfo] = {}

@@ -17,8 +17,19 @@ DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checke
 PARALLEL_MIN = int(os.environ.get("FASTLOSS_PARALLEL_MIN", 1 << 16))
 
 
+_KERNEL_FOR: dict = {}  # (loss, dtype, parallel) -> kernel: skips the lookups per call
+
+
 def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN):
     """The cached fused kernel of one loss for one dtype (compiled on first call)."""
+    key = (spec.name, dtype_tag(dtype), n >= PARALLEL_MIN)
+    k = _KERNEL_FOR.get(key)
+    if k is None:
+        k = _KERNEL_FOR[key] = _build_kernel(spec, dtype, n)
+    return k
+
+
+def _build_kernel(spec, dtype, n):
     from ._cpu.elementwise import ew_kernel
 
     tag = dtype_tag(dtype)
