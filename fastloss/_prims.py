@@ -1,6 +1,7 @@
 """Primitive functions per target: the float32 CPU kernels use vectorizable polynomials.
 
-The math modules call ``exp``, ``expn`` (exp of a non-positive argument), ``log``, ``log1p``; :mod:`fastloss._compile` rebinds those
+The math modules call ``exp``, ``expn`` (exp of a non-positive argument), ``log``,
+``log1p``; :mod:`fastloss._compile` rebinds those
 names to the functions here for the float32 CPU target.  Each casts its argument to
 float32 first, so that a float64 constant in the loss math does not drag the
 transcendental onto the scalar float64 path.
