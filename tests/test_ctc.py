@@ -243,6 +243,29 @@ def test_random_cases_both_paths_agree_with_the_numpy_recursion():
     assert min(paths) > 10  # both paths were exercised
 
 
+def test_concurrent_calls_from_threads_match_serial_calls():
+    # each Python thread keeps its own kernel workspace
+    import threading
+
+    rng = np.random.default_rng(16)
+    jobs = [make(rng, 3, int(T), 5, 3, full=True) for T in rng.integers(8, 40, size=8)]
+    serial = [vg(*job, reduction="none") for job in jobs]
+    results = [None] * len(jobs)
+
+    def work(i):
+        for _ in range(5):
+            results[i] = vg(*jobs[i], reduction="none")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (v, g), (vs, gs) in zip(results, serial):
+        np.testing.assert_array_equal(v, vs)
+        np.testing.assert_array_equal(g, gs)
+
+
 def test_grad_out_may_be_the_logits():
     # in place: the kernel stores exponentials in the gradient buffer while it still reads
     # the logits (also on the log-space path, taken here by two of the sequences)
