@@ -16,6 +16,7 @@ import numpy as np
 from numba import cuda, float32, float64  # module globals: the simulator swaps `cuda` here
 
 from .._compile import cached
+from .reduce import tree_max, tree_sum
 
 # threads per block (a power of two); the simulator runs each thread as a Python thread
 TPB = 8 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else 128
@@ -44,37 +45,23 @@ def build(ns, dtype):
             return
         C = x.shape[2]
         tid = cuda.threadIdx.x
-        sm = cuda.shared.array(TPB, float64)
+        sm = cuda.shared.array((1, TPB), float64)
         m = NEG_INF
         for k in range(tid, C, TPB):
             v = float64(x[t, n, k] if tnc else x[n, t, k])
             m = v if v > m else m
-        sm[tid] = m
-        cuda.syncthreads()
-        step = TPB // 2
-        while step > 0:
-            if tid < step:
-                o = sm[tid + step]
-                if o > sm[tid]:
-                    sm[tid] = o
-            cuda.syncthreads()
-            step //= 2
-        mx = sm[0]
+        sm[0, tid] = m
+        tree_max(sm, tid)
+        mx = sm[0, 0]
         cuda.syncthreads()
         s = 0.0
         for k in range(tid, C, TPB):
             v = float64(x[t, n, k] if tnc else x[n, t, k])
             s += math.exp(v - mx)
-        sm[tid] = s
-        cuda.syncthreads()
-        step = TPB // 2
-        while step > 0:
-            if tid < step:
-                sm[tid] += sm[tid + step]
-            cuda.syncthreads()
-            step //= 2
+        sm[0, tid] = s
+        tree_sum(sm, tid)
         if tid == 0:
-            lse[n, t] = mx + math.log(sm[0])
+            lse[n, t] = mx + math.log(sm[0, 0])
 
     @cuda.jit
     def ab_kernel(x, tnc, lse, ext, skipok, in_len, lab_len, alpha, beta, logp, want_grad):

@@ -11,6 +11,7 @@ import numpy as np
 from numba import cuda, float64, int32  # module globals: the simulator swaps `cuda` here
 
 from .._compile import cached
+from .reduce import tree_sum
 
 TPB = 128          # threads per block (a power of two)
 MAX_BLOCKS = 1024
@@ -21,8 +22,7 @@ def build_elementwise(loss_fn, check_fn, has_w, want_l, want_g, want_h):
 
     @cuda.jit
     def kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, part_s, part_bad):
-        ssum = cuda.shared.array(TPB, float64)
-        sbad = cuda.shared.array(TPB, int32)
+        sh = cuda.shared.array((2, TPB), float64)  # Σ w·ℓ, invalid-label count
         t = cuda.threadIdx.x
         i = cuda.grid(1)
         stride = cuda.gridsize(1)
@@ -47,19 +47,12 @@ def build_elementwise(loss_fn, check_fn, has_w, want_l, want_g, want_h):
                 out_h[i] = h * (wi * gscale)
             s += v
             i += stride
-        ssum[t] = s
-        sbad[t] = bad
-        cuda.syncthreads()
-        step = TPB // 2
-        while step > 0:
-            if t < step:
-                ssum[t] += ssum[t + step]
-                sbad[t] += sbad[t + step]
-            cuda.syncthreads()
-            step //= 2
+        sh[0, t] = s
+        sh[1, t] = bad
+        tree_sum(sh, t)
         if t == 0:
-            part_s[cuda.blockIdx.x] = ssum[0]
-            part_bad[cuda.blockIdx.x] = sbad[0]
+            part_s[cuda.blockIdx.x] = sh[0, 0]
+            part_bad[cuda.blockIdx.x] = int32(sh[1, 0])
 
     return kernel
 

@@ -14,6 +14,7 @@ import numpy as np
 from numba import cuda, float32, float64  # module globals: the simulator swaps `cuda` here
 
 from .._compile import cached
+from .reduce import tree_max, tree_sum
 
 TPB = 128            # threads per block (a power of two)
 MAX_BLOCKS = 65535
@@ -31,7 +32,7 @@ def build_rowwise(f1, f2, fin, f3, fixk, dtype, need_max, int_labels, float_labe
     @cuda.jit
     def kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, rowv, rowbad, gA, gB, gC):
         sh = cuda.shared.array((5, TPB), float64)
-        smax = cuda.shared.array(TPB, float64)
+        smax = cuda.shared.array((1, TPB), float64)
         coef = cuda.shared.array(6, float64)
         t = cuda.threadIdx.x
         N = A.shape[0]
@@ -67,17 +68,9 @@ def build_rowwise(f1, f2, fin, f3, fixk, dtype, need_max, int_labels, float_labe
                         v = f1(A[i, j], B[i, j], j, k)
                         mloc = v if v > mloc else mloc
                         j += TPB
-                    smax[t] = mloc
-                    cuda.syncthreads()
-                    step = TPB // 2
-                    while step > 0:
-                        if t < step:
-                            o = smax[t + step]
-                            if o > smax[t]:
-                                smax[t] = o
-                        cuda.syncthreads()
-                        step //= 2
-                    m = FT(smax[0])
+                    smax[0, t] = mloc
+                    tree_max(smax, t)
+                    m = FT(smax[0, 0])
                 s0 = 0.0
                 s1 = 0.0
                 s2 = 0.0
@@ -101,14 +94,7 @@ def build_rowwise(f1, f2, fin, f3, fixk, dtype, need_max, int_labels, float_labe
                 sh[2, t] = s2
                 sh[3, t] = s3
                 sh[4, t] = s4
-                cuda.syncthreads()
-                step = TPB // 2
-                while step > 0:
-                    if t < step:
-                        for q in range(5):
-                            sh[q, t] += sh[q, t + step]
-                    cuda.syncthreads()
-                    step //= 2
+                tree_sum(sh, t)
                 if t == 0:
                     loss, c0, c1, c2, c3 = fin(sh[0, 0], sh[1, 0], sh[2, 0], sh[3, 0], m, xk,
                                                wk, yl, nf, rw * gscale, p0, p1, p2, p3)
