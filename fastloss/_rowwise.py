@@ -112,7 +112,7 @@ def _helpers(tmpl, bind):
     g = dict(vars(tmpl))
     g.update(bind)
     out = {}
-    for n in ("_rowmax", "_rowsums", "_rowgrad", "_rowzero"):
+    for n in ("_span", "_rowmax", "_rowsums", "_rowgrad", "_rowzero"):
         f = getattr(tmpl, n)
         out[n] = njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(
             types.FunctionType(f.__code__, g, n, f.__defaults__))

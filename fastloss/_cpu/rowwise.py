@@ -63,6 +63,13 @@ def maxnum(typingctx, x, y):
     return x(x, y), codegen
 
 
+def _span(t, nch, chunk, D):
+    """(row, first column, end column) of work item t of the chunked kernel."""
+    i = t // nch
+    lo = (t - i * nch) * chunk
+    return i, lo, min(lo + chunk, D)
+
+
 def _rowmax(a, b, lo, hi, k):
     """max_j f1(a_j, b_j, j, k) over [lo, hi), NaN entries ignored (NaN reaches the loss
     through the phase-2 sums instead)."""
@@ -231,9 +238,7 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
     # phase 1: chunk maxima
     pm = np.empty(T, A.dtype)
     for t in prange(T):
-        i = t // nch
-        lo = (t - i * nch) * chunk
-        hi = min(lo + chunk, D)
+        i, lo, hi = _span(t, nch, chunk, D)
         m = FT(-np.inf)
         if NEED_MAX:
             m = _rowmax(A[i], B[i], lo, hi, ks[i])
@@ -248,9 +253,7 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
     # phase 2: chunk sums
     ps = np.zeros((T, 5))
     for t in prange(T):
-        i = t // nch
-        lo = (t - i * nch) * chunk
-        hi = min(lo + chunk, D)
+        i, lo, hi = _span(t, nch, chunk, D)
         if valid[i]:
             k = ks[i]
             m = ms[i]
@@ -302,9 +305,7 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
     # phase 3: gradients
     if gA is not None or gB is not None or gC is not None:
         for t in prange(T):
-            i = t // nch
-            lo = (t - i * nch) * chunk
-            hi = min(lo + chunk, D)
+            i, lo, hi = _span(t, nch, chunk, D)
             if valid[i]:
                 k = ks[i]
                 m = ms[i]
