@@ -26,8 +26,8 @@ def _median_time(f, repeat):
     return statistics.median(ts)
 
 
-def triad_bandwidth(n=20_000_000, repeat=7):
-    """GB/s of c = a + s·b over float32 (12 bytes per element), Numba prange."""
+def _triad(n):
+    """A zero-argument triad c = a + s·b over n float32 (12 bytes per element), Numba prange."""
     from numba import njit, prange
 
     @njit(parallel=True, fastmath=True)
@@ -38,9 +38,27 @@ def triad_bandwidth(n=20_000_000, repeat=7):
     a = np.ones(n, np.float32)
     b = np.ones(n, np.float32)
     c = np.empty(n, np.float32)
-    triad(a, b, c, np.float32(2))
-    t = _median_time(lambda: triad(a, b, c, np.float32(2)), repeat)
-    return 12 * n / t / 1e9
+    run = lambda: triad(a, b, c, np.float32(2))  # noqa: E731
+    run()
+    return run
+
+
+def triad_bandwidth(n=20_000_000, repeat=7):
+    """GB/s of c = a + s·b over float32 (12 bytes per element), Numba prange."""
+    return 12 * n / _median_time(_triad(n), repeat) / 1e9
+
+
+def _round_robin(fs, repeat):
+    """Median seconds of each zero-argument callable, timed in turn ``repeat`` times, so
+    that a drift of the machine (this shared machine's bandwidth drifts by 2x over
+    minutes) reaches every callable alike instead of the one that ran in the bad minute."""
+    ts = {k: [] for k in fs}
+    for _ in range(repeat):
+        for k, f in fs.items():
+            t = time.perf_counter()
+            f()
+            ts[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in ts.items()}
 
 
 def target_name():
@@ -49,21 +67,29 @@ def target_name():
 
 
 def run(quick=False, families=None, repeat=None, only=None, file=sys.stdout):
+    """Print the table; return its rows as dicts.
+
+    Each case's fastloss call, a triad pass over ``n_triad`` float32 and every available
+    peer are timed in turn (:func:`_round_robin`): "% triad" compares the case with the
+    triad measured in the same minutes, and the peer ratios compare like with like.
+    """
     import fastloss
     from ._bench import FAMILIES, all_cases
 
-    repeat = repeat or (3 if quick else 5)
+    repeat = repeat or (3 if quick else 7)
     try:
         import torch
         torch.set_num_threads(__import__("numba").get_num_threads())
     except ImportError:
         pass
-    bw = triad_bandwidth(2_000_000 if quick else 20_000_000, repeat)
+    n_triad = 2_000_000 if quick else 20_000_000
+    triad = _triad(n_triad)
     print(f"fastloss {fastloss.__version__} bench — target: {target_name()}", file=file)
-    print(f"triad bandwidth: {bw:.1f} GB/s; float32; value+gradient; median of {repeat}; "
-          "ratios = peer time / fastloss time", file=file)
-    head = (f"{'loss':<44}{'shape':>22}{'first s':>9}{'ms':>9}{'GB/s':>7}{'%triad':>7}"
-            f"{'numpy×':>8}{'torch×':>8}{'sklearn×':>9}")
+    print(f"float32; value+gradient; median of {repeat}, each case timed in turn with a triad "
+          f"(c = a + s·b, {n_triad:.0e} float32) and its peers; ratios = peer time / fastloss "
+          "time", file=file)
+    head = (f"{'loss':<44}{'shape':>22}{'first s':>9}{'ms':>9}{'GB/s':>7}{'triad':>7}"
+            f"{'%triad':>7}{'numpy×':>8}{'torch×':>8}{'sklearn×':>9}")
     print(head, file=file)
     print("-" * len(head), file=file)
     rows = []
@@ -76,23 +102,26 @@ def run(quick=False, families=None, repeat=None, only=None, file=sys.stdout):
         t0 = time.perf_counter()
         vg(*args, **kw)
         first = time.perf_counter() - t0
-        t = _median_time(lambda: vg(*args, **kw), repeat)
-        gbs = case.nbytes(args) / t / 1e9
-        ratios = {}
+        fs = {"fastloss": lambda: vg(*args, **kw), "triad": triad}
         for peer in ("numpy", "torch", "sklearn"):
-            mk = case.peers.get(peer)
             try:
-                f = mk(args, kw)
+                f = case.peers[peer](args, kw)
                 f()
-                ratios[peer] = _median_time(f, repeat) / t
+                fs[peer] = f
             except Exception:  # peer missing or without this loss
-                ratios[peer] = None
-        fmt = lambda r: f"{r:.1f}" if r is not None else "—"
+                pass
+        ts = _round_robin(fs, repeat)
+        t = ts["fastloss"]
+        gbs = case.nbytes(args) / t / 1e9
+        bw = 12 * n_triad / ts["triad"] / 1e9
+        ratios = {p: ts[p] / t if p in ts else None for p in ("numpy", "torch", "sklearn")}
+        fmt = lambda r: f"{r:.1f}" if r is not None else "—"  # noqa: E731
         print(f"{case.loss:<44}{case.label:>22}{first:>9.2f}{t * 1e3:>9.2f}{gbs:>7.1f}"
-              f"{100 * gbs / bw:>7.0f}{fmt(ratios['numpy']):>8}{fmt(ratios['torch']):>8}"
-              f"{fmt(ratios['sklearn']):>9}", file=file, flush=True)
+              f"{bw:>7.1f}{100 * gbs / bw:>7.0f}{fmt(ratios['numpy']):>8}"
+              f"{fmt(ratios['torch']):>8}{fmt(ratios['sklearn']):>9}", file=file, flush=True)
         rows.append(dict(loss=case.loss, label=case.label, first_s=first, ms=t * 1e3, gbs=gbs,
-                         pct_triad=100 * gbs / bw, **{f"{k}_ratio": v for k, v in ratios.items()}))
+                         triad_gbs=bw, pct_triad=100 * gbs / bw,
+                         **{f"{k}_ratio": v for k, v in ratios.items()}))
     return rows
 
 
