@@ -13,6 +13,8 @@ raised afterwards.
 """
 from __future__ import annotations
 
+import functools
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -79,8 +81,19 @@ def _flags(tag, need_max, spec, has_cw):
     return (need_max, spec.label_kind == "int", spec.label_kind == "pm1", has_cw)
 
 
+_KERNEL_FOR: dict = {}  # (tag, flags, dtype, chunked) -> kernel: skips the lookups per call
+
+
 def cpu_kernel_for(tag, flags, dtype, chunked):
     """The cached kernel of one row math for one dtype (compiled on first call)."""
+    key = (tag, flags, dtype_tag(dtype), chunked)
+    k = _KERNEL_FOR.get(key)
+    if k is None:
+        k = _KERNEL_FOR[key] = _build_kernel(tag, flags, dtype, chunked)
+    return k
+
+
+def _build_kernel(tag, flags, dtype, chunked):
     import numba
 
     from ._cpu import rowwise as tmpl
@@ -120,8 +133,10 @@ def _helpers(tmpl, bind):
 
 
 def _use_chunks(N, D):
+    if D < 2 * CHUNK:      # checked first: get_num_threads costs microseconds per call
+        return False
     import numba
-    return N < 2 * numba.get_num_threads() and D >= 2 * CHUNK
+    return N < 2 * numba.get_num_threads()
 
 
 # ------------------------------------------------------------------------- runner
@@ -192,12 +207,12 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
             raise ValueError(f"{fn}: {first} must have a batch dimension, got shape {shape}")
         ax = None
         batch = tuple(shape[:1])
-        D = int(np.prod(shape[1:])) if ndim > 1 else 1
+        D = math.prod(shape[1:]) if ndim > 1 else 1
     else:
         ax = _norm_axis(params.get("axis", -1), ndim, fn)
         batch = tuple(s for i, s in enumerate(shape) if i != ax)
         D = int(shape[ax])
-    N = int(np.prod(batch)) if batch else 1
+    N = math.prod(batch)
     if D == 0 and not spec.flatten:
         raise ValueError(f"{fn}: {first} has an empty class axis (shape {tuple(shape)})")
     moved = ax is not None and ax != ndim - 1
@@ -311,6 +326,7 @@ def _row_weights(sample_weight, batch, dt, fn):
     return split_weights(sample_weight, batch, dt, fn, "the batch (rows)")
 
 
+@functools.lru_cache(maxsize=None)
 def _keeps(tag):
     import importlib
     return hasattr(importlib.import_module(MATH), f"{tag}_f3k")
