@@ -1,8 +1,8 @@
 """``python -m fastloss bench``: value+gradient of every registered loss, beside its peers.
 
 For every benchmark case: the median time of fastloss's fused value+gradient, the bytes
-moved per second, that as a share of the streaming bandwidth measured in the same run by
-a triad kernel (c = a + s·b, float32), and the time of the same work by a NumPy float64
+moved per second, that as a share of the streaming bandwidth of a triad kernel
+(c = a + s·b, float32) timed in turn with the case, and the time of the same work by a NumPy float64
 reference, PyTorch CPU (forward + backward) and scikit-learn's ``sklearn._loss``
 (``loss_gradient``, same thread count) when installed, as ratios to fastloss (> 1: fastloss
 is faster).  The first call (compile or cache load) is timed separately.
@@ -15,15 +15,6 @@ import sys
 import time
 
 import numpy as np
-
-
-def _median_time(f, repeat):
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def _triad(n):
@@ -41,11 +32,6 @@ def _triad(n):
     run = lambda: triad(a, b, c, np.float32(2))  # noqa: E731
     run()
     return run
-
-
-def triad_bandwidth(n=20_000_000, repeat=7):
-    """GB/s of c = a + s·b over float32 (12 bytes per element), Numba prange."""
-    return 12 * n / _median_time(_triad(n), repeat) / 1e9
 
 
 def _round_robin(fs, repeat):
