@@ -2,10 +2,10 @@
 
 For every benchmark case: the median time of fastloss's fused value+gradient, the bytes
 moved per second, that as a share of the streaming bandwidth of a triad kernel
-(c = a + s·b, float32) timed in turn with the case, and the time of the same work by a NumPy float64
-reference, PyTorch CPU (forward + backward) and scikit-learn's ``sklearn._loss``
-(``loss_gradient``, same thread count) when installed, as ratios to fastloss (> 1: fastloss
-is faster).  The first call (compile or cache load) is timed separately.
+(c = a + s·b, float32) timed in turn with the case, and the time of the same work by a
+NumPy float64 reference, PyTorch CPU (forward + backward) and scikit-learn's
+``sklearn._loss`` (``loss_gradient``, same thread count) when installed, as ratios to
+fastloss (> 1: fastloss is faster).  The first call (compile or cache load) is timed separately.
 """
 from __future__ import annotations
 
