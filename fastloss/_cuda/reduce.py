@@ -10,28 +10,30 @@ from numba import cuda  # module global: the simulator swaps `cuda` here
 
 
 @cuda.jit(device=True)
-def tree_sum(sh, t):
-    """sh[r, 0] = Σ_t sh[r, t] for every row r."""
-    cuda.syncthreads()
-    step = sh.shape[1] // 2
-    while step > 0:
-        if t < step:
-            for r in range(sh.shape[0]):
-                sh[r, t] += sh[r, t + step]
-        cuda.syncthreads()
-        step //= 2
-
-
-@cuda.jit(device=True)
-def tree_max(sh, t):
-    """sh[r, 0] = max_t sh[r, t] for every row r (NaN partials are dropped by the compare)."""
+def _fold(sh, t, take_max):
+    """Pairwise fold of the columns of ``sh`` into column 0: sums, or maxima (NaN partials
+    are then dropped by the compare)."""
     cuda.syncthreads()
     step = sh.shape[1] // 2
     while step > 0:
         if t < step:
             for r in range(sh.shape[0]):
                 o = sh[r, t + step]
-                if o > sh[r, t]:
+                if not take_max:
+                    sh[r, t] += o
+                elif o > sh[r, t]:
                     sh[r, t] = o
         cuda.syncthreads()
         step //= 2
+
+
+@cuda.jit(device=True)
+def tree_sum(sh, t):
+    """sh[r, 0] = Σ_t sh[r, t] for every row r."""
+    _fold(sh, t, False)
+
+
+@cuda.jit(device=True)
+def tree_max(sh, t):
+    """sh[r, 0] = max_t sh[r, t] for every row r (NaN partials are dropped by the compare)."""
+    _fold(sh, t, True)
