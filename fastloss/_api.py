@@ -10,10 +10,13 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 __all__ = ["LossInfo", "LOSSES", "register", "value_and_grad", "grad", "grad_and_hessian"]
 
 _P = inspect.Parameter
-COMMON = {"sample_weight": None, "reduction": "mean", "device": "auto", "out": None}
+COMMON = {"sample_weight": None, "reduction": "mean", "device": "auto", "out": None,
+          "stream": None, "device_result": False, "n_threads": None}
 
 
 @dataclass
@@ -48,6 +51,9 @@ class LossInfo:
         """Bind ``args``/``kwargs`` as ``signature`` would (by hand: ``Signature.bind`` cost
         about 40 µs per call, half the cost of a call on 1 000 elements) and run."""
         names = self.inputs
+        if not kwargs and len(args) == len(names):   # the common call: positional inputs
+            return self.runner(dict(zip(names, args)), dict(self.params), **self.common,
+                               **request)
         if len(args) > len(names):
             raise TypeError(f"{self.name}: takes {len(names)} positional arguments "
                             f"({', '.join(names)}) but {len(args)} were given")
@@ -104,6 +110,24 @@ def _docstring(info: LossInfo) -> str:
         "    is the weighted average Σ w·ℓ / Σ w.",
         "device : 'auto' | 'cpu' | 'cuda'",
         "out : optional buffer for the per-element losses",
+        "n_threads : CPU threads for this call: None (fastloss's default, see",
+        "    fastloss.set_num_threads), an int >= 1, or negative (-1: all). Ignored on CUDA.",
+        "stream : CUDA stream (Numba, CuPy, PyTorch or an int handle) for the whole call;",
+        "    default: the inputs' current stream (CuPy, PyTorch), else Numba's default",
+        "    stream. Ignored on the CPU.",
+        "device_result : bool, default False. On CUDA, return a reduced value as a 0-d",
+        "    device array (the inputs' kind) instead of a NumPy scalar: no device-to-host",
+        "    copy, no synchronization; labels outside the domain then give NaN instead of",
+        "    raising. Ignored on the CPU.",
+        "",
+        "Buffers (``out=``, and ``grad_out=``/``hess_out=`` of the gradient transforms) must",
+        "be writable C-contiguous NumPy arrays of the result's shape and dtype. ``out=pred``",
+        "(exactly the input) works in place; a buffer that partially overlaps an input is",
+        "computed through a temporary; two buffers sharing memory raise ``ValueError``. A",
+        "call that raises leaves them untouched: with buffers, label domains (±1, [0, 1],",
+        "non-negative probabilities) are checked by one vectorized pass before the kernel.",
+        "Masked arrays raise ``TypeError`` (pass ``a.filled(v)`` and weight the masked",
+        "elements 0). A NaN weight gives a NaN loss; negative weights raise ``ValueError``.",
     ]
     return "\n".join(lines)
 
@@ -115,11 +139,21 @@ def _info(fn) -> LossInfo:
     return info
 
 
+def _is_index(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
 def _argnums(info: LossInfo, argnums):
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
+    single = _is_index(argnums)
+    if single:
+        nums = (int(argnums),)
+    elif isinstance(argnums, (tuple, list)) and argnums and all(map(_is_index, argnums)):
+        nums = tuple(int(i) for i in argnums)
+    else:
+        raise TypeError(f"{info.name}: argnums must be an integer or a non-empty tuple of "
+                        f"integers indexing its inputs {info.inputs}, got {argnums!r}")
     for i in nums:
-        if not isinstance(i, int) or not 0 <= i < len(info.inputs):
+        if not 0 <= i < len(info.inputs):
             raise ValueError(f"{info.name}: argnums must index its inputs {info.inputs}, got {argnums!r}")
         if info.inputs[i] not in info.differentiable:
             raise ValueError(f"{info.name}: argnums={argnums!r} asks for a gradient with respect to "
@@ -135,28 +169,46 @@ def value_and_grad(fn, argnums=0):
     with respect to input ``argnums`` (a tuple of arrays when ``argnums`` is a tuple),
     same shape and dtype as that input. Accepts ``grad_out=`` for the gradient buffer.
     """
-    info = _info(fn)
-    single, nums = _argnums(info, argnums)
-    names = [info.inputs[i] for i in nums]
+    return _Transform("value_and_grad", _info(fn).name, argnums)
 
-    def value_and_grad_fn(*args, grad_out=None, **kwargs):
-        v, g, _ = info.call(args, kwargs, want_grad=True, argnums=nums, grad_out=grad_out)
-        return (v, g[names[0]]) if single else (v, tuple(g[n] for n in names))
 
-    value_and_grad_fn.__name__ = f"value_and_grad_{info.name}"
-    value_and_grad_fn.__doc__ = value_and_grad.__doc__
-    return value_and_grad_fn
+class _Transform:
+    """A gradient transform of one registered loss (``value_and_grad``, ``grad``,
+    ``grad_and_hessian``): a module-level callable holding the loss name, so that it pickles
+    with plain :mod:`pickle` (Dask, multiprocessing) and unpickles to the same loss."""
+
+    def __init__(self, kind, name, argnums=0):
+        info = LOSSES[name]
+        self.kind, self.loss, self.argnums = kind, name, argnums
+        self._info = info
+        self._single, self._nums = _argnums(info, argnums)
+        self._names = [info.inputs[i] for i in self._nums]
+        self.__name__ = self.__qualname__ = f"{kind}_{name}"
+        self.__doc__ = {"value_and_grad": value_and_grad, "grad": grad,
+                        "grad_and_hessian": grad_and_hessian}[kind].__doc__
+
+    def __reduce__(self):
+        return (_Transform, (self.kind, self.loss, self.argnums))
+
+    def __repr__(self):
+        return f"<fastloss {self.kind}({self.loss})>"
+
+    def __call__(self, *args, **kwargs):
+        info = self._info
+        if self.kind == "grad_and_hessian":
+            go, ho = kwargs.pop("grad_out", None), kwargs.pop("hess_out", None)
+            _, g, h = info.call(args, kwargs, want_grad=True, want_hess=True, argnums=(0,),
+                                grad_out=go, hess_out=ho)
+            return g[info.inputs[0]], h
+        go = kwargs.pop("grad_out", None)
+        v, g, _ = info.call(args, kwargs, want_grad=True, argnums=self._nums, grad_out=go)
+        gr = g[self._names[0]] if self._single else tuple(g[n] for n in self._names)
+        return gr if self.kind == "grad" else (v, gr)
 
 
 def grad(fn, argnums=0):
     """Like :func:`value_and_grad` but returns only the gradient."""
-    vg = value_and_grad(fn, argnums)
-
-    def grad_fn(*args, **kwargs):
-        return vg(*args, **kwargs)[1]
-
-    grad_fn.__name__ = f"grad_{_info(fn).name}"
-    return grad_fn
+    return _Transform("grad", _info(fn).name, argnums)
 
 
 def grad_and_hessian(fn):
@@ -168,11 +220,4 @@ def grad_and_hessian(fn):
     info = _info(fn)
     if not info.has_hessian:
         raise ValueError(f"{info.name} has no diagonal Hessian")
-
-    def grad_and_hessian_fn(*args, grad_out=None, hess_out=None, **kwargs):
-        _, g, h = info.call(args, kwargs, want_grad=True, want_hess=True, argnums=(0,),
-                            grad_out=grad_out, hess_out=hess_out)
-        return g[info.inputs[0]], h
-
-    grad_and_hessian_fn.__name__ = f"grad_and_hessian_{info.name}"
-    return grad_and_hessian_fn
+    return _Transform("grad_and_hessian", info.name)

@@ -25,7 +25,9 @@ import types
 
 import numpy as np
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}  # never nnan/ninf
+# never nnan/ninf; 'reassoc' lets LLVM vectorize the float sums (and polynomials) -- the
+# places where regrouping would change a result use sadd/ssub (fastloss._math.strict)
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _PKG = pathlib.Path(__file__).parent
 _LOCK = threading.RLock()
 _NAMESPACES: dict = {}
@@ -48,15 +50,23 @@ def digest() -> str:
 
 def _prims(target: str) -> dict:
     """The primitives a math module may call: ``exp``, ``expn`` (exp of an argument <= 0,
-    may flush results below the smallest normal float32 to 0), ``log``, ``log1p``."""
-    if target == "cpu32":
+    may flush results below the smallest normal number of the dtype to 0), ``log``,
+    ``log1p``, ``log1pu`` (log1p of an argument in [0, 1] only); on the CPU targets also
+    ``sadd``/``ssub`` (strict add/subtract, :mod:`fastloss._math.strict`).  On the CPU
+    targets exp/log are the vectorizable polynomials of :mod:`fastloss._prims` (libm
+    calls would keep the loops scalar)."""
+    if target in ("cpu32", "cpu64"):
         from . import _prims
-        return dict(_prims.F32_PRIMS)
+        from ._math.strict import STRICT_PRIMS  # sadd/ssub: never reassociated
+        prims = _prims.F32_PRIMS if target == "cpu32" else _prims.F64_PRIMS
+        return dict(prims, **STRICT_PRIMS)
     if target == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         # the simulator runs device code as Python: IEEE results (inf, NaN) instead of
         # the math module's exceptions for log(0) or exp(1000)
-        return {"exp": np.exp, "expn": np.exp, "log": np.log, "log1p": np.log1p}
-    return {"exp": math.exp, "expn": math.exp, "log": math.log, "log1p": math.log1p}
+        return {"exp": np.exp, "expn": np.exp, "log": np.log, "log1p": np.log1p,
+                "log1pu": np.log1p}
+    return {"exp": math.exp, "expn": math.exp, "log": math.log, "log1p": math.log1p,
+            "log1pu": math.log1p}
 
 
 def _jit_for(target: str):
@@ -118,9 +128,58 @@ def cpu_kernel(template, tag: str, bind: dict, parallel: bool = True, boundschec
             f = types.FunctionType(template.__code__, g, name, template.__defaults__)
             f.__qualname__ = name
             f.__module__ = template.__module__
-            _KERNELS[key] = njit(parallel=parallel, cache=True, fastmath=set(FASTMATH),
-                                 error_model="numpy", boundscheck=boundscheck)(f)
+            opts = dict(parallel=parallel, fastmath=set(FASTMATH), error_model="numpy",
+                        boundscheck=boundscheck)
+            try:
+                k = njit(cache=True, **opts)(f)
+            except (OSError, RuntimeError) as exc:   # no usable cache location at all
+                _cache_warning(exc)
+                k = njit(cache=False, **opts)(f)
+            _KERNELS[key] = tolerant_cache(k)
         return _KERNELS[key]
+
+
+_CACHE_WARNED = []
+
+
+def _cache_warning(exc):
+    """Warn once per process that the on-disk kernel cache cannot be used."""
+    with _LOCK:
+        if _CACHE_WARNED:
+            return
+        _CACHE_WARNED.append(exc)
+    import warnings
+    warnings.warn(f"fastloss: the Numba kernel cache cannot be used ({type(exc).__name__}: "
+                  f"{exc}); kernels run, but compile again in every process (set "
+                  f"NUMBA_CACHE_DIR to a writable directory with free space)",
+                  RuntimeWarning, stacklevel=4)
+
+
+def tolerant_cache(kernel):
+    """``kernel`` whose cache reads and writes may fail (a full disk, ENOSPC; a directory
+    made read-only after start-up) at the cost of compile time only: the error is turned
+    into one warning per process and the freshly compiled kernel runs."""
+    cache = getattr(kernel, "_cache", None)
+    save, load = getattr(cache, "save_overload", None), getattr(cache, "load_overload", None)
+    if save is None or load is None:
+        return kernel
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except OSError as exc:
+            _cache_warning(exc)
+
+    def load_overload(*args, **kwargs):
+        try:
+            return load(*args, **kwargs)
+        except OSError as exc:
+            _cache_warning(exc)
+            return None
+
+    cache.save_overload = save_overload
+    cache.load_overload = load_overload
+    return kernel
 
 
 def cached(key, build):

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _device
+from . import _alloc, _device, _threads
 from ._compile import cached, cpu_kernel, dtype_tag, namespace
-from ._validate import (REDUCTIONS, as_float, as_host_array, check_choice,
-                        check_out, float_dtype_of, split_weights)
+from ._validate import (REDUCTIONS, _same_memory, as_float, as_host_array, check_choice,
+                        check_out, float_dtype_of, real_scalar, split_weights, unalias)
 
 MATH = "fastloss._math.rowwise"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
@@ -52,9 +52,7 @@ ROWLOSSES: dict[str, RowLoss] = {}
 
 # ----------------------------------------------------------------- parameter checks
 def _real(v, name, fn, rule=None):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{fn}: {name} must be a real number, got {v!r}")
-    v = float(v)
+    v = real_scalar(v, name, fn)
     if not np.isfinite(v):
         raise ValueError(f"{fn}: {name} must be finite, got {v!r}")
     if rule == "closed01" and not 0 <= v <= 1:
@@ -82,6 +80,13 @@ def _flags(tag, need_max, spec, has_cw):
 
 
 _KERNEL_FOR: dict = {}  # (tag, flags, dtype, chunked) -> kernel: skips the lookups per call
+_CPU: list = []        # fastloss._cpu once loaded (it imports Numba: never at import time)
+
+
+def _cpu_module():
+    from . import _cpu
+    _CPU[:] = [_cpu]
+    return _cpu
 
 
 def cpu_kernel_for(tag, flags, dtype, chunked):
@@ -164,7 +169,7 @@ def _meta(x, name, fn):
 
 def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         device="auto", out=None, want_grad=False, want_hess=False, argnums=(0,),
-        grad_out=None, hess_out=None):
+        grad_out=None, hess_out=None, stream=None, device_result=False, n_threads=None):
     """Value (and gradients w.r.t. the requested inputs) of one row-wise loss.
 
     Returns ``(value, {input_name: grad}, None)``; gradients refer to the reduced value
@@ -172,6 +177,7 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     """
     fn = spec.name
     check_choice(reduction, REDUCTIONS, "reduction", fn)
+    nt = _threads.resolve(n_threads, fn)
     if want_hess:
         raise ValueError(f"{fn} has no Hessian")
     names = spec.floats
@@ -217,7 +223,12 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         raise ValueError(f"{fn}: {first} has an empty class axis (shape {tuple(shape)})")
     moved = ax is not None and ax != ndim - 1
 
-    # ---- labels (always validated on the host: they are small)
+    if where == "cuda" and kind != "host":   # device-resident: checks run on the device
+        return _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax,
+                                  moved, batch, N, D, dt, kind, reduction, wanted, grad_out,
+                                  out, stream, device_result)
+
+    # ---- labels (validated on the host for host inputs)
     K = YL = None
     labels_h = None
     if spec.labels:
@@ -231,6 +242,10 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
             if labels_h.dtype.kind not in "iu":
                 raise TypeError(f"{fn}: {spec.labels} must be an integer array of class "
                                 f"indices, got dtype {labels_h.dtype}")
+            if labels_h.dtype == np.uint64 and labels_h.size and labels_h.max() > 2 ** 63 - 1:
+                bad = int(labels_h.max())     # would wrap to a negative (ignored) index
+                raise ValueError(f"{fn}: {spec.labels} must be class indices in [0, {D}), "
+                                 f"found {bad}")
             K = np.array(labels_h, dtype=np.int64).reshape(-1)
         else:
             YL = np.ascontiguousarray(labels_h, dtype=dt).reshape(-1)
@@ -249,10 +264,13 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     rw_h = None if w is None else w.reshape(-1)
     if K is not None:
         counted = (K >= 0) & (K < D)
-        per = counted.astype(np.float64)
-        if has_cw:
-            per = per * CWh.astype(np.float64)[np.where(counted, K, 0)]
-        wsum = ws * float(np.sum(per if rw_h is None else per * rw_h, dtype=np.float64))
+        if not has_cw and rw_h is None:   # a count: exact, and without np.sum's overhead
+            wsum = ws * float(np.count_nonzero(counted))
+        else:
+            per = counted.astype(np.float64)
+            if has_cw:
+                per = per * CWh.astype(np.float64)[np.where(counted, K, 0)]
+            wsum = ws * float(np.sum(per if rw_h is None else per * rw_h, dtype=np.float64))
     else:
         wsum = ws * (float(N) if rw_h is None else float(np.sum(rw_h, dtype=np.float64)))
     gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
@@ -260,7 +278,7 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     if where == "cuda":
         return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
                          K, YL, CWh, rw_h, ws, pvals, gscale, wsum, reduction, wanted,
-                         grad_out, out)
+                         grad_out, out, stream, device_result)
 
     # ---- host arrays, class axis last, rows flattened
     hs = {}
@@ -275,21 +293,35 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     # a loss whose phase 2 keeps exp terms in the first gradient buffer (KEEP) must not
     # write them over an input it still reads: such a grad_out gets a separate buffer
     keep = names[0] if _keeps(tag) else None
+    reads = [hs[n] for n in names] + [YL, rw_h, CWh]
     gbufs = _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D,
-                          [hs[n] for n in names] if keep else (), keep)
+                          reads if grad_out is not None else (), keep)
     # always an array (N values): one kernel variant fewer per loss, negligible traffic
     out_l = np.empty(N, dt)
-    if reduction == "none" and out is not None:
-        out_l = check_out(out, batch, dt, "out", fn).reshape(-1)
+    user_l = None
+    if out is not None:   # (with "sum"/"mean" too: the per-row losses, as elementwise)
+        out_l = user_l = check_out(out, batch, dt, "out", fn).reshape(-1)
+        users = [("out", out_l)] + [(f"grad_out ({n})" if len(wanted) > 1 else "grad_out",
+                                       e[0]) for n, e in gbufs.items() if e[0] is not None]
+        unalias(fn, users, ())            # buffers sharing memory with each other: error
+        if any(np.may_share_memory(out_l, h) for h in reads if h is not None):
+            out_l = np.empty(N, dt)       # per-row values are stored while rows are read
+    if spec.prob and tag != "klt" and N * D and (out is not None or grad_out is not None):
+        # a domain error must leave the caller's buffers as they were: count negative
+        # probabilities here (one vectorized pass, only when buffers were passed)
+        P = hs[spec.prob]
+        if np.fmin.reduce(P.reshape(-1)) < 0:            # fmin skips NaN, as the kernel
+            raise _prob_error(spec, np.count_nonzero(P < 0))
     if N == 0 or D == 0:
         s, bad = 0.0, 0.0
         out_l[:] = 0
         for e in gbufs.values():
             e[1][...] = 0
     else:
-        from ._cpu import launch
-
-        chunked = _use_chunks(N, D)
+        cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
+        launch = cpu.launch
+        par = cpu.want_parallel("rowwise", N * D, nt)
+        chunked = par and _use_chunks(N, D)
         kern = cpu_kernel_for(tag, flags, dt, chunked)
         gA = gbufs.get(names[0])
         gB = gbufs.get(names[1]) if len(names) > 1 else None
@@ -303,9 +335,12 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
                 None if gC is None else gC[1])
         if chunked:
             args = args + (CHUNK,)
-        s, bad = launch(kern, *args)
+        s, bad = launch(kern, *args, parallel=par, n_threads=nt)
     if bad:
         raise _prob_error(spec, bad)
+    if user_l is not None and out_l is not user_l:
+        user_l[...] = out_l
+        out_l = user_l
     grads = {n: _finish_grad(gbufs[n], shape, ax, moved) for n in wanted}
     return _reduce(s, wsum, reduction, out_l, batch, dt), grads, None
 
@@ -315,8 +350,9 @@ def _device_to_host(a):
 
 
 def _prob_error(spec, bad):
-    return ValueError(f"{spec.name}: {spec.prob} must hold probabilities (non-negative entries); "
-                      f"{int(bad)} negative entr{'y' if int(bad) == 1 else 'ies'} found")
+    return ValueError(f"{spec.name}: {spec.prob} must hold probabilities (finite, non-negative "
+                      f"entries); {int(bad)} negative entr{'y' if int(bad) == 1 else 'ies'} "
+                      f"or +inf found")
 
 
 def _row_weights(sample_weight, batch, dt, fn):
@@ -348,17 +384,27 @@ def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D, inputs=
                 raise ValueError(f"{fn}: grad_out must be a tuple of {len(wanted)} buffers")
             outs = {wanted[0]: grad_out}
     res = {}
+    given_bufs = []
     for n in wanted:
         given = outs.get(n)
         if given is not None:
             g = check_out(given, shape, dt, "grad_out", fn)
-            if moved or (n == keep and any(np.may_share_memory(g, h) for h in inputs)):
+            given_bufs.append((f"grad_out ({n})" if len(wanted) > 1 else "grad_out", g))
+            g2 = g.reshape(N, D)
+            # a gradient stored at (row, column) after that element was read: exactly an
+            # input of the same layout is safe, unless phase 2 keeps terms in it (keep);
+            # any other overlap goes through a temporary
+            shared = [h for h in inputs if h is not None and np.may_share_memory(g2, h)]
+            if moved or (shared and (n == keep or not all(_same_memory(g2, h)
+                                                             for h in shared))):
                 res[n] = (g, np.empty((N, D), dt), True)
             else:
-                res[n] = (g, g.reshape(N, D), False)
+                res[n] = (g, g2, False)
         else:
-            k = np.empty((N, D), dt)
+            k = _alloc.empty((N, D), dt)
             res[n] = (None, k, False)
+    if len(given_bufs) > 1:
+        unalias(fn, given_bufs, ())
     return res
 
 
@@ -389,63 +435,247 @@ def _reduce(s, wsum, reduction, out_l, batch, dt):
 
 
 def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K, YL, CWh,
-              rw_h, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out):
-    from numba import cuda
-
-    from ._cuda.rowwise import launch_rowwise
+              rw_h, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out, stream=None,
+              device_result=False, wtot=None, st=None, alloc=None, cwchk=None):
+    """The CUDA path: float inputs stay on the device (a class axis that is not last is
+    moved there too: by CuPy / PyTorch for their inputs, by a strided-gather kernel for
+    Numba device arrays), the reduction runs on the device, one stream; the only
+    device-to-host copy is the 3-value result, skipped with ``device_result=True``
+    (invalid rows then give NaN).  ``K``, ``YL``, ``rw_h`` are host arrays (uploaded) or
+    device arrays; ``wtot``: the device (Σw, negative weights, invalid labels) of
+    :func:`_run_cuda_resident` (then Σw is read on the device); ``cwchk``: the device
+    (Σ class weights, invalid class weights) of a device ``class_weight``, whose count
+    joins the single copy."""
+    from ._cuda import layout, runtime
+    from ._cuda.rowwise import kernel_for, launch_rowwise
 
     fn = spec.name
     if grad_out is not None or out is not None:
         raise ValueError(f"{fn}: out= and grad_out= buffers are supported for host arrays only")
     names = spec.floats
+    if st is None:
+        st = runtime.resolve_stream(stream, kind, fn)
+        alloc = runtime.Allocator(kind, st, runtime.torch_device(arrays))
+    device_result = runtime.check_device_result(device_result, fn)
+    native_move = moved and kind in ("cupy", "torch")
+    ndim = len(shape)
     dev = {}
     for n in names:
         x = arrays[n]
-        if moved:  # the class axis is moved on the host (a copy), then uploaded
-            h = _device_to_host(x) if _device.on_cuda(x) else as_host_array(x, n, fn)
-            d = cuda.to_device(np.ascontiguousarray(np.moveaxis(h, ax, -1), dtype=dt))
+        if native_move:   # the class axis moved last on the device, by CuPy / PyTorch
+            if kind == "cupy":
+                import cupy
+                x = cupy.ascontiguousarray(cupy.moveaxis(x, ax, -1))
+            else:
+                x = x.detach().movedim(ax, -1).contiguous()
+            d = _device.to_device(x, dt, n, fn, alloc, st)
+        elif moved and _device.on_cuda(x):   # Numba device arrays: a gather kernel
+            d = _device.as_device_array(x, n, fn)
+            if not (d.is_c_contiguous() and d.dtype in (np.float32, np.float64)):
+                d = _device.to_device(x, dt, n, fn, alloc, st)
+            d = layout.permute(alloc, st, layout.contiguous_flat(d), shape,
+                               layout.axis_last_perm(ndim, ax), dt)[1]
+        elif moved:   # host arrays: moved on the host, then uploaded
+            h = as_host_array(x, n, fn)
+            d = alloc.to_device(np.ascontiguousarray(np.moveaxis(h, ax, -1), dtype=dt))
+        elif _device.on_cuda(x):
+            d = _device.to_device(x, dt, n, fn, alloc, st)
         else:
-            d = _device.to_device(x, dt, n, fn)
+            d = alloc.to_device(as_float(as_host_array(x, n, fn), dt, n))
         dev[n] = d.reshape(N, D) if N * D else d
-    up = (lambda a: None if a is None else cuda.to_device(np.ascontiguousarray(a)))
-    gd = {n: cuda.device_array((N, D), dt) for n in wanted}
+    up = (lambda a: None if a is None else (alloc.to_device(a) if isinstance(a, np.ndarray)
+                                           else a))
+    gd = {n: alloc.empty((N, D), dt) for n in wanted}
+    mode = {"none": 0, "sum": 1, "mean": 2}[reduction]
+    outv = None
     if N == 0 or D == 0:
-        s, bad, rowv_h = 0.0, 0.0, np.zeros(N)
-        for g in gd.values():
-            if g.size:
-                g.copy_to_device(np.zeros((N, D), dt))
+        v0 = np.nan if reduction == "mean" and not wsum > 0 else 0.0
+        res_h = np.array([v0, 0.0, 0.0])
+        value_d = alloc.to_device(np.array([v0], dt)) if device_result else None
+        if reduction == "none":   # rows without columns: loss 0 (gradients are empty)
+            z = alloc.to_device(np.zeros(N, dt))
+            outv = (z if kind == "host" else _device.wrap(z, kind, (N,)), z)
     else:
         ns = namespace(MATH, "cuda")
-        rowv, rowbad = launch_rowwise(
-            tag, ns, flags, dt, dev[names[0]], dev[names[1]] if len(names) > 1 else None,
-            dev[names[2]] if len(names) > 2 else None, up(K), up(YL), up(CWh), up(rw_h), ws,
-            pvals, gscale, gd.get(names[0]), gd.get(names[1]) if len(names) > 1 else None,
-            gd.get(names[2]) if len(names) > 2 else None)
-        rowv_h = rowv.copy_to_host()
-        bad = float(np.sum(rowbad.copy_to_host()))
-        s = float(np.sum(rowv_h))
-    if bad:
-        raise _prob_error(spec, bad)
+        kern = kernel_for(tag, ns, flags, dt)
+        v = (lambda n: gd[n][1] if n in gd else None)
+        res, value_d, outv = launch_rowwise(
+            kern, alloc, st, dt, dev[names[0]], dev[names[1]] if len(names) > 1 else None,
+            dev[names[2]] if len(names) > 2 else None,
+            up(K), up(YL), up(CWh), up(rw_h), ws, pvals, gscale, v(names[0]),
+            v(names[1]) if len(names) > 1 else None, v(names[2]) if len(names) > 2 else None,
+            reduction == "none", device_result, mode, wsum, wtot, cwchk)
+        if cwchk is not None and not device_result:   # one copy of the five values
+            both = alloc.view(5, np.float64)
+            runtime.copy_on_device(both[0:3], res, st)
+            runtime.copy_on_device(both[3:5], cwchk, st)
+            res = both
+        res_h = None if device_result else runtime.copy_to_host(res, st)
+    if res_h is not None and len(res_h) > 3 and res_h[4]:
+        raise ValueError(f"{fn}: class_weight must be finite and non-negative; found "
+                         f"{int(res_h[4])} negative or non-finite weight(s)")
+    if res_h is not None and res_h[2]:
+        raise ValueError(f"{fn}: sample_weight must be non-negative, found "
+                         f"{int(res_h[2])} negative weight(s)")
+    if res_h is not None and res_h[1]:
+        raise _cuda_count_error(spec, res_h[1], D)
 
-    def back(h, shp):
-        return h.reshape(shp) if kind == "host" else _device.wrap(cuda.to_device(h), kind, shp)
+    def back(o, shp):
+        native, view = o
+        if kind == "host":
+            return runtime.copy_to_host(view, st).reshape(shp)
+        return native.reshape(shp)
 
     if reduction == "none":
-        value = back(rowv_h.astype(dt), batch)
+        value = back(outv, batch)
+    elif device_result:
+        value = value_d.reshape(())
     else:
-        value = _reduce(s, wsum, reduction, None, batch, dt)
+        value = dt.type(res_h[0])
     grads = {}
+    mshape = _moved_shape(shape, ax) if moved else None
     for n, g in gd.items():
-        if moved:
-            h = np.moveaxis(g.copy_to_host().reshape(_moved_shape(shape, ax)), -1, ax)
-            grads[n] = back(np.ascontiguousarray(h), shape)
-        else:
-            grads[n] = _device.wrap(g, kind, shape)
+        if not moved:
+            grads[n] = back(g, shape)
+        elif native_move:
+            gm = g[0].reshape(mshape)
+            if kind == "cupy":
+                import cupy
+                grads[n] = cupy.ascontiguousarray(cupy.moveaxis(gm, -1, ax))
+            else:
+                grads[n] = gm.movedim(-1, ax).contiguous()
+        elif kind == "host":
+            h = np.moveaxis(runtime.copy_to_host(g[1], st).reshape(mshape), -1, ax)
+            grads[n] = np.ascontiguousarray(h)
+        else:   # moved back on the device
+            nat, _ = layout.permute(alloc, st, g[1].reshape(N * D), mshape,
+                                    layout.axis_back_perm(ndim, ax), dt)
+            grads[n] = nat.reshape(shape)
     return value, grads, None
+
+
+def _cuda_count_error(spec, bad, D):
+    """The error for ``bad`` entries counted on the device."""
+    fn = spec.name
+    if spec.prob is not None or not spec.labels:
+        return _prob_error(spec, bad)
+    if spec.label_kind == "pm1":
+        return ValueError(f"{fn}: {spec.labels} must be 1 or -1, found {int(bad)} other "
+                          f"value(s)")
+    extra = (f" or ignore_index={spec.params['ignore_index']}"
+             if "ignore_index" in spec.params else "")
+    return ValueError(f"{fn}: {spec.labels} must be class indices in [0, {D}){extra}; found "
+                      f"{int(bad)} outside (number of classes C = {D})")
+
+
+def _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax, moved, batch,
+                       N, D, dt, kind, reduction, wanted, grad_out, out, stream,
+                       device_result):
+    """CUDA with device-resident labels and sample weights: their checks (class range,
+    ``ignore_index``, ±1 values, signs) and the denominator of ``"mean"`` (Σ over counted
+    rows of class weight × sample weight) run in a device kernel
+    (:func:`fastloss._cuda.labels.row_labels`); their counts come back with the result's
+    single copy.  Only metadata is read on the host."""
+    from ._cuda import layout, runtime
+    from ._cuda.labels import row_labels
+
+    fn = spec.name
+    every = dict(arrays, sample_weight=sample_weight)
+    st = runtime.resolve_stream(stream, kind, fn)
+    alloc = runtime.Allocator(kind, st, runtime.torch_device(every))
+    Ld = None
+    lmode = 2
+    if spec.labels:
+        lab = inputs[spec.labels]
+        lshape, ldt = _meta(lab, spec.labels, fn)
+        if tuple(lshape) != tuple(batch):
+            raise ValueError(f"{fn}: {spec.labels} of shape {tuple(lshape)} does not match "
+                             f"the batch shape {batch} of {spec.floats[0]} (shape "
+                             f"{tuple(shape)})")
+        if spec.label_kind == "int":
+            if ldt.kind not in "iu":
+                raise TypeError(f"{fn}: {spec.labels} must be an integer array of class "
+                                f"indices, got dtype {ldt}")
+            lmode = 0
+        else:
+            if ldt.kind not in "iuf":
+                raise TypeError(f"{fn}: {spec.labels} must be a numeric array of 1 / -1, "
+                                f"got dtype {ldt}")
+            lmode = 1
+        if _device.on_cuda(lab):
+            Ld = _device.as_device_array(lab, spec.labels, fn)
+            if not Ld.is_c_contiguous():
+                Ld = _device.to_device(lab, ldt, spec.labels, fn, alloc, st)
+            Ld = layout.contiguous_flat(Ld) if N else Ld
+        else:
+            Ld = alloc.to_device(np.ascontiguousarray(as_host_array(lab, spec.labels, fn))
+                                 .reshape(-1))
+    # a class_weight on the device stays there: shape and dtype from metadata, its sum
+    # (the W of label smoothing) and sign / finiteness on the device
+    cw = params.get("class_weight") if "class_weight" in spec.params else None
+    CWdev = None
+    if cw is not None and _device.on_cuda(cw):
+        cshape, cdt = _meta(cw, "class_weight", fn)
+        float_dtype_of(np.empty(0, cdt), "class_weight", fn)
+        if tuple(cshape) != (D,):
+            raise ValueError(f"{fn}: class_weight must have shape ({D},) (one weight per "
+                             f"class), got shape {tuple(cshape)}")
+        CWdev = layout.contiguous_flat(_device.to_device(cw, dt, "class_weight", fn, alloc,
+                                                         st))
+        params = dict(params, class_weight=None)
+    # the parameters (labels are checked below, on the device)
+    tag, need_max, pvals, extra = spec.prepare(
+        params, D, dt, np.zeros(0, np.int64) if lmode == 0 else None, fn)
+    CWh = extra.get("class_weight")
+    if CWdev is not None:
+        CWh = CWdev
+    elif CWh is not None:
+        CWh = alloc.to_device(CWh)   # uploaded once, for the label check and the loss
+    flags = _flags(tag, need_max, spec, CWh is not None)
+    cwchk = None
+    if CWdev is not None and N:
+        from ._cuda.labels import class_weight_check
+        cwchk = class_weight_check(alloc, st, CWdev)
+    SW, ws = None, 1.0
+    if sample_weight is not None and _device.on_cuda(sample_weight):
+        wshape, wdt = _meta(sample_weight, "sample_weight", fn)
+        float_dtype_of(np.empty(0, wdt), "sample_weight", fn)
+        try:
+            okb = np.broadcast_shapes(tuple(wshape), tuple(batch)) == tuple(batch)
+        except ValueError:
+            okb = False
+        if not okb:
+            raise ValueError(f"{fn}: sample_weight of shape {tuple(wshape)} does not "
+                             f"broadcast to the batch (rows) shape {tuple(batch)}")
+        d = _device.as_device_array(sample_weight, "sample_weight", fn)
+        if not (d.is_c_contiguous() and d.dtype in (np.float32, np.float64)):
+            d = _device.to_device(sample_weight, dt, "sample_weight", fn, alloc, st)
+        if N:
+            SW = (layout.contiguous_flat(d) if tuple(wshape) == tuple(batch) and d.dtype == dt
+                  else layout.broadcast(alloc, st, layout.contiguous_flat(d), wshape, batch,
+                                        dt)[1])
+    elif sample_weight is not None:
+        w, ws = _row_weights(sample_weight, batch, dt, fn)
+        SW = None if w is None else alloc.to_device(w.reshape(-1))
+    K = YL = wtot = None
+    if N and (Ld is not None or SW is not None):
+        ign = (_int(params["ignore_index"], "ignore_index", fn)
+               if "ignore_index" in spec.params else None)
+        K, YL, wtot = row_labels(alloc, st, N, Ld, lmode, D, ign, CWh, SW, ws, dt)
+        wsum = 0.0   # read on the device
+        gscale = 1.0
+    else:
+        wsum = ws * float(N)
+        gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
+    return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K,
+                     YL, CWh, SW, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out,
+                     stream, device_result, wtot, st, alloc, cwchk)
 
 
 # --------------------------------------------------------------- the losses' parameters
 def _check_labels_in_range(K, D, fn, name, ignore=None):
+    if K.size and 0 <= K.min() and K.max() < D:   # (two reductions, no temporaries)
+        return
     bad = (K < 0) | (K >= D)
     if bad.any():
         v = int(K[bad][0])
@@ -517,7 +747,8 @@ def _prep_trip(params, D, dt, K, fn):
 
 
 def _prep_mpse(params, D, dt, K, fn):
-    return "mpse", False, (0.0, 0.0, 0.0, 0.0), {}
+    # phase 1 carries the row's first difference, the shift of the centred sums
+    return "mpse", True, (0.0, 0.0, 0.0, 0.0), {}
 
 
 def _add(**kw):
@@ -529,7 +760,8 @@ _add(name="softmax_cross_entropy", order=("logits", "labels"), floats=("logits",
      params={"axis": -1, "label_smoothing": 0.0}, prepare=_prep_sce,
      formula="-Σ_c y'_c log softmax(x)_c,  y' = y (1 - s) + s / C",
      doc="Softmax cross-entropy with dense (probability) labels along ``axis`` "
-         "(TF ``softmax_cross_entropy``; label smoothing as TF: y·(1−s) + s/C). "
+         "(TF ``softmax_cross_entropy``; label smoothing as TF: y·(1−s) + s/C; labels must be "
+         "finite and non-negative). "
          "Gradients w.r.t. logits and labels (−(1−s)·log softmax).")
 _add(name="softmax_cross_entropy_with_integer_labels", order=("logits", "labels"),
      floats=("logits",), labels="labels", label_kind="int", axis=True,
@@ -545,13 +777,19 @@ _add(name="kl_divergence", order=("log_probs", "target"), floats=("log_probs", "
      params={"axis": -1, "log_target": False}, prepare=_prep_kl,
      formula="Σ_c t_c (log t_c - log p_c),  0 log 0 = 0",
      doc="KL divergence KL(t ‖ p) from log-probabilities ``log_probs`` and target "
-         "probabilities (log-probabilities with ``log_target=True``), summed along ``axis``.")
+         "probabilities (log-probabilities with ``log_target=True``), summed along ``axis``. "
+         "Targets must be finite and non-negative. Not clamped: with log-probabilities that "
+         "do not sum to 1 the value can be negative (as PyTorch's ``kl_div``), and at t = p "
+         "rounding can leave about −1e-16. At t = 0 where log p = −inf the target gradient "
+         "is NaN: the loss jumps from 0 to +inf there and has no derivative.")
 _add(name="softmax_kl_divergence", order=("logits", "target"), floats=("logits", "target"),
      axis=True, prob="target", differentiable=("logits", "target"),
      params={"axis": -1}, prepare=_prep_skl,
      formula="Σ_c t_c (log t_c - log softmax(x)_c)",
      doc="KL divergence KL(t ‖ softmax(logits)) along ``axis``; gradient w.r.t. the logits "
-         "(and the target).")
+         "(and the target). Targets must be finite and non-negative; a row whose targets "
+         "sum to 1 (within n·2⁻²³) is never below 0, other rows never below S·log S "
+         "(S = Σt, the exact lower bound).")
 _add(name="multiclass_hinge", order=("scores", "labels"), floats=("scores",), labels="labels",
      label_kind="int", differentiable=("scores",),
      params={"margin": 1.0, "kind": "weston_watkins"}, prepare=_prep_mh,
@@ -564,7 +802,10 @@ _add(name="cosine_embedding", order=("x1", "x2", "labels"), floats=("x1", "x2"),
      params={"margin": 0.0, "eps": 1e-12}, prepare=_prep_cemb,
      formula="1 - cos(x1, x2) if y = 1 else max(0, cos(x1, x2) - margin)",
      doc="Cosine embedding loss (PyTorch ``cosine_embedding_loss``); "
-         "cos = Σx1·x2 / sqrt((Σx1² + eps)(Σx2² + eps)), so zero rows give cos = 0.")
+         "cos = Σx1·x2 / sqrt((Σx1² + eps)(Σx2² + eps)), so zero rows give cos = 0. "
+         "Limits of the kernels: the squares are formed in the input dtype, so entries "
+         "beyond about 1.8e19 in float32 (1.3e154 in float64) overflow them (NaN or a wrong "
+         "cos); a row with an infinite entry gives NaN.")
 _add(name="cosine_distance", order=("pred", "target"), floats=("pred", "target"), axis=True,
      differentiable=("pred", "target"), params={"axis": -1}, prepare=_prep_cdist,
      formula="1 - Σ pred·target",
@@ -577,7 +818,13 @@ _add(name="triplet_margin", order=("anchor", "positive", "negative"),
      formula="max(0, ‖a - p + eps‖ - ‖a - n + eps‖ + margin)",
      doc="Triplet margin loss with p = 2 (PyTorch ``triplet_margin_loss``: eps is added to "
          "the difference before the norm). ``squared=True``: MXNet Gluon's "
-         "max(0, ‖a−p‖² − ‖a−n‖² + margin) (no eps).")
+         "max(0, ‖a−p‖² − ‖a−n‖² + margin) (no eps). Infinite entries give the limit as "
+         "they grow alike: an infinite anchor entry k gives ‖a−p‖ − ‖a−n‖ → "
+         "sign·(n_k − p_k) (several: Σ sign_k (n_k − p_k)/√K), an infinite positive entry "
+         "+inf; infinities in unrelated places (anchor and positive, positive and negative "
+         "at different entries) have no limit: NaN. Not squared, the squares are formed in "
+         "the input dtype: differences beyond about 1.8e19 in float32 (1.3e154 in float64) "
+         "overflow them (a limit of the kernels).")
 _add(name="mean_pairwise_squared_error", order=("pred", "target"), floats=("pred", "target"),
      flatten=True, differentiable=("pred", "target"), params={}, prepare=_prep_mpse,
      formula="mean_{i<j} ((p_i - p_j) - (t_i - t_j))^2 per sample",

@@ -28,6 +28,16 @@ makes ``c`` the default inside the block (per thread / async context, via
 :mod:`contextvars`) and restores the previous default on exit; tests use this so that
 nothing leaks between them.  :func:`reset_default_collection` clears the global one.
 
+**Memory.**  A training loop that calls ``fastloss.slim`` functions runs in constant memory.
+The process-wide default (outside every ``with`` block) keeps *values only* — no inputs,
+gradients or recompute closures — and at most :data:`DEFAULT_MAX_TERMS` terms: when more
+are added the oldest are dropped, with one ``RuntimeWarning`` per process.  (TF-Slim's
+collection belongs to a graph that is built once; here each call adds a term, so a loop
+must scope or reset the collection: ``with LossCollection() as c:`` per step, or
+:func:`reset_default_collection`.)  A collection you create keeps everything (inputs,
+gradients, recompute closures) until it is cleared or dropped; ``LossCollection(max_terms=k)``
+bounds it to the k most recent terms as well.
+
 This module also holds :func:`weighted_call`, the helper the ``gluon`` and ``slim`` layers
 use to call a fastloss function with weights of any sign (fastloss's ``sample_weight`` must
 be non-negative): a negative scalar flips the sign of the result, mixed signs split into
@@ -35,8 +45,10 @@ a positive and a negative pass.
 """
 from __future__ import annotations
 
+import collections
 import contextvars
 import re
+import warnings
 
 import numpy as np
 
@@ -46,14 +58,40 @@ __all__ = ["LossCollection", "get_default_collection", "reset_default_collection
 
 
 # ------------------------------------------------------------------ weighted calls
-def weighted_call(fn, args, kwargs=None, weight=None, argnums=None):
+def weighted_call(fn, args, kwargs=None, weight=None, argnums=None, names=None, where=None):
     """``fn(*args, sample_weight=weight, **kwargs)`` for weights of any sign.
 
     ``fn`` is a fastloss loss function.  ``weight`` is None, a scalar or an array (passed
     on as ``sample_weight``).  With ``argnums`` (a tuple) the gradients come from
     ``fastloss.value_and_grad(fn, argnums)``.  Returns ``(value, grads)``: ``grads`` is a
     tuple aligned with ``argnums``, or None when no gradient was asked for.
+
+    ``where`` (e.g. ``"fastloss.slim.log_loss"``) and ``names`` (the caller's names of
+    ``args``): a ``TypeError``/``ValueError`` of ``fn`` is raised again in the caller's
+    terms — its function and argument names instead of the core's.
     """
+    if where is None:
+        return _weighted_call(fn, args, kwargs, weight, argnums)
+    try:
+        return _weighted_call(fn, args, kwargs, weight, argnums)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(_in_callers_terms(str(exc), fn, names, where)) from None
+
+
+def _in_callers_terms(msg, fn, names, where):
+    info = getattr(fn, "__fastloss__", None)
+    if info is None:
+        return f"{where}: {msg}"
+    if msg.startswith(info.name + ": "):
+        msg = msg[len(info.name) + 2:]
+    ren = {a: b for a, b in zip(info.inputs, names or ()) if a != b}
+    if ren:
+        msg = re.sub(r"\b(" + "|".join(map(re.escape, ren)) + r")\b",
+                     lambda m: ren[m.group(1)], msg)
+    return f"{where}: {msg}"
+
+
+def _weighted_call(fn, args, kwargs=None, weight=None, argnums=None):
     from . import _api
 
     kwargs = dict(kwargs or {})
@@ -127,11 +165,35 @@ class LossCollection:
     the default collection (the one ``fastloss.slim`` adds to) inside the block.
     """
 
-    def __init__(self):
-        self._terms: list[_Term] = []
+    def __init__(self, max_terms=None, keep_inputs=True):
+        """``max_terms``: keep only the most recent terms (older ones are dropped, with a
+        warning once); ``keep_inputs=False``: ``fastloss.slim`` calls record their value
+        only (no input arrays, gradients or recompute closures are kept)."""
+        if max_terms is not None and (isinstance(max_terms, bool)
+                                      or not isinstance(max_terms, (int, np.integer))
+                                      or max_terms < 1):
+            raise ValueError(f"LossCollection: max_terms must be a positive integer or None, "
+                             f"got {max_terms!r}")
+        if not isinstance(keep_inputs, (bool, np.bool_)):
+            raise TypeError(f"LossCollection: keep_inputs must be a bool, got {keep_inputs!r}")
+        self._max_terms = None if max_terms is None else int(max_terms)
+        self._keep_inputs = bool(keep_inputs)
+        self._terms = collections.deque(maxlen=self._max_terms)
         self._inputs: list = []        # the arrays, one per gradient slot
         self._ids: dict = {}           # id(array) -> slot
         self._tokens: list = []
+        self._dropped = 0
+
+    def _append(self, term):
+        if self._max_terms is not None and len(self._terms) == self._max_terms:
+            if not self._dropped:
+                warnings.warn(f"LossCollection: more than {self._max_terms} terms; the oldest "
+                              f"are dropped (scope a training step with `with "
+                              f"LossCollection() as c:` or call "
+                              f"fastloss.slim.reset_default_collection())",
+                              RuntimeWarning, stacklevel=4)
+            self._dropped += 1
+        self._terms.append(term)
 
     # -- slots
     def _slot(self, arr) -> int:
@@ -173,13 +235,14 @@ class LossCollection:
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         all_in = (pred,) + inputs
         for i in nums:
-            if not isinstance(i, int) or not 0 <= i < len(all_in):
+            if (isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))
+                    or not 0 <= i < len(all_in)):
                 raise ValueError(f"LossCollection.add: argnums {argnums!r} must index the "
                                  f"{len(all_in)} inputs")
         compute = _make_compute(loss_fn, all_in, nums, loss_params)
         slots = [self._slot(all_in[i]) for i in nums]
         nm = name or getattr(loss_fn, "__name__", type(loss_fn).__name__)
-        self._terms.append(_Term("loss", nm, compute, slots, weight))
+        self._append(_Term("loss", nm, compute, slots, weight))
         return slots[0]
 
     def add_loss(self, loss, wrt=None, weight=1.0, name="loss"):
@@ -193,7 +256,7 @@ class LossCollection:
         """
         weight = _real(weight, "weight")
         if not callable(loss):
-            self._terms.append(_Term("loss", name, None, [], weight, value=loss))
+            self._append(_Term("loss", name, None, [], weight, value=loss))
             return None
         if wrt is None:
             slots = [self._new_slot(None)]
@@ -213,7 +276,7 @@ class LossCollection:
             v, g = res
             return v, (list(g) if _many else [g])
 
-        self._terms.append(_Term("loss", name, compute, slots, weight))
+        self._append(_Term("loss", name, compute, slots, weight))
         return slots[0] if len(slots) == 1 else slots
 
     def add_regularization(self, param, l2=0.0, l1=0.0, name="regularization"):
@@ -227,6 +290,11 @@ class LossCollection:
         if l2 < 0 or l1 < 0:
             raise ValueError(f"LossCollection.add_regularization: l2 and l1 must be "
                              f"non-negative, got l2={l2}, l1={l1}")
+        a = np.asarray(param) if not _masked(param) else None
+        if a is None or a.dtype.kind not in "fiu":
+            raise TypeError(f"LossCollection.add_regularization: param must be a real numeric "
+                            f"array, got {type(param).__name__}"
+                            + ("" if a is None else f" of dtype {a.dtype}"))
         slot = self._slot(param)
 
         def compute(want_grad, p=param, l2=l2, l1=l1):
@@ -249,12 +317,16 @@ class LossCollection:
                 g = np.zeros(x.shape, x.dtype)
             return v, [g]
 
-        self._terms.append(_Term("regularization", name, compute, [slot]))
+        self._append(_Term("regularization", name, compute, [slot]))
         return slot
 
     def _add_snapshot(self, name, pred, value, grad=None, compute=None):
         """A term made by a ``fastloss.slim`` call (value and maybe gradient known);
-        ``compute(want_grad) -> (value, grad w.r.t. pred)`` recomputes it."""
+        ``compute(want_grad) -> (value, grad w.r.t. pred)`` recomputes it.  Without
+        ``keep_inputs`` only the value is kept."""
+        if not self._keep_inputs:
+            self._append(_Term("loss", name, None, [], 1.0, value=value))
+            return
         slots = [] if pred is None else [self._slot(pred)]
         grads = None if grad is None else [grad]
         wrapped = None
@@ -262,7 +334,7 @@ class LossCollection:
             def wrapped(want_grad, _c=compute):
                 v, g = _c(want_grad)
                 return v, [g]
-        self._terms.append(_Term("loss", name, wrapped, slots, 1.0, value=value, grads=grads))
+        self._append(_Term("loss", name, wrapped, slots, 1.0, value=value, grads=grads))
 
     # -- results
     def value_and_grads(self):
@@ -284,10 +356,12 @@ class LossCollection:
     def get_losses(self, scope=None) -> list:
         """The values of the loss terms (not regularization), in order; ``scope`` filters
         by name with ``re.match`` as TF's collections do."""
+        _scope(scope)
         return [t.get_value() for t in self._terms
                 if t.kind == "loss" and (scope is None or re.match(scope, t.name))]
 
     def get_regularization_losses(self, scope=None) -> list:
+        _scope(scope)
         return [t.get_value() for t in self._terms
                 if t.kind == "regularization" and (scope is None or re.match(scope, t.name))]
 
@@ -302,6 +376,7 @@ class LossCollection:
         self._terms.clear()
         self._inputs.clear()
         self._ids.clear()
+        self._dropped = 0
 
     # -- default-collection scoping
     def __enter__(self):
@@ -311,6 +386,17 @@ class LossCollection:
     def __exit__(self, *exc):
         _CURRENT.reset(self._tokens.pop())
         return False
+
+
+def _masked(x):
+    from ._validate import is_masked
+    return type(x) is not np.ndarray and is_masked(x)
+
+
+def _scope(scope):
+    if scope is not None and not isinstance(scope, (str, re.Pattern)):
+        raise TypeError(f"LossCollection: scope must be a string (a regular expression) or "
+                        f"None, got {scope!r}")
 
 
 def _real(v, name):
@@ -352,13 +438,15 @@ def _make_compute(loss_fn, all_in, nums, params):
 
 
 # ----------------------------------------------------------- the default collection
-_DEFAULT = LossCollection()
+DEFAULT_MAX_TERMS = 128
+_DEFAULT = LossCollection(max_terms=DEFAULT_MAX_TERMS, keep_inputs=False)
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("fastloss_collection", default=None)
 
 
 def get_default_collection() -> LossCollection:
     """The collection ``fastloss.slim`` adds to: the innermost ``with LossCollection()``
-    block's, else the process-wide default."""
+    block's, else the process-wide default (values only, at most
+    :data:`DEFAULT_MAX_TERMS` recent terms: constant memory in a loop)."""
     c = _CURRENT.get()
     return _DEFAULT if c is None else c
 
@@ -379,6 +467,9 @@ def get_losses(scope=None, loss_collection=None):
     """TF-Slim's ``get_losses``: the loss values in the default collection (or in the
     given :class:`LossCollection`)."""
     c = get_default_collection() if loss_collection is None else loss_collection
+    if not isinstance(c, LossCollection):
+        raise TypeError(f"get_losses: loss_collection must be a LossCollection or None, "
+                        f"got {type(loss_collection).__name__}")
     return c.get_losses(scope)
 
 

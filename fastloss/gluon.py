@@ -39,8 +39,11 @@ Differences from Gluon, all deliberate:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ._validate import bool_scalar, is_masked, masked_error, real_scalar
 from .collection import weighted_call
 
 __all__ = ["Loss", "L1Loss", "L2Loss", "HuberLoss", "SigmoidBinaryCrossEntropyLoss",
@@ -55,21 +58,51 @@ def _fl():
 
 
 # ----------------------------------------------------------------------------- helpers
-def _as_float(x, name="pred"):
-    a = np.asarray(x)
+def _array(x, name, where="fastloss.gluon"):
+    """``np.asarray(x)``; masked arrays and ragged sequences raise ``TypeError``."""
+    if type(x) is not np.ndarray and is_masked(x):
+        raise masked_error(name, where)
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{where}: {name} could not be converted to an array: {exc}") from None
+
+
+def _numeric(x, name, where="fastloss.gluon"):
+    a = _array(x, name, where)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{where}: {name} must be a real numeric array, got dtype {a.dtype}")
+    return a
+
+
+def _as_float(x, name="pred", where="fastloss.gluon"):
+    a = _numeric(x, name, where)
     if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
         return a
-    if a.dtype.kind not in "fiub":
-        raise TypeError(f"fastloss.gluon: {name} must be a real numeric array, got {a.dtype}")
     return a.astype(np.float64)
 
 
-def _reshape_like(y, x, name="label"):
+def _reshape_like(y, x, name="label", where="fastloss.gluon"):
     """Gluon's ``_reshape_like``: ``y`` reshaped to ``x``'s shape (same number of elements)."""
-    y = np.asarray(y)
+    y = _numeric(y, name, where)
     if y.shape != x.shape and y.size == x.size:
         y = y.reshape(x.shape)
     return y
+
+
+def _integral(a, name, where, what="integers"):
+    """An integer (int64) copy of ``a``; floats must be finite whole numbers (1.7 is not
+    truncated to 1), strings and other dtypes raise ``TypeError``."""
+    a = _array(a, name, where)
+    if a.dtype.kind in "iub":
+        return a.astype(np.int64) if a.dtype.kind != "u" or a.dtype.itemsize < 8 else a
+    if a.dtype.kind != "f":
+        raise TypeError(f"{where}: {name} must be {what}, got dtype {a.dtype}")
+    bad = ~np.isfinite(a) | (a != np.trunc(a)) | (np.abs(a) > 2.0 ** 62)
+    if bad.any():
+        raise ValueError(f"{where}: {name} must be {what} (whole numbers), "
+                         f"found {a[bad].flat[0].item()!r}")
+    return a.astype(np.int64)
 
 
 def _norm_axis(axis, ndim, what="batch_axis"):
@@ -85,9 +118,7 @@ def _norm_axis(axis, ndim, what="batch_axis"):
 def _align(sw, shape, ba, dtype):
     """``sample_weight`` as an array that broadcasts to ``shape`` (a 1-D weight of the batch
     size is aligned with the batch axis)."""
-    w = np.asarray(sw)
-    if w.dtype.kind not in "fiub":
-        raise TypeError(f"fastloss.gluon: sample_weight must be numeric, got {w.dtype}")
+    w = _numeric(sw, "sample_weight")
     w = w.astype(dtype, copy=False)
     shape = tuple(shape)
     if w.ndim == 1 and len(shape) > 1 and w.shape[0] == shape[ba] and w.shape[0] != 1:
@@ -121,22 +152,52 @@ class Loss:
     """
 
     def __init__(self, weight, batch_axis, **kwargs):
-        if weight is not None and (isinstance(weight, bool)
-                                   or not isinstance(weight, (int, float, np.number))):
-            raise TypeError(f"fastloss.gluon: weight must be a number, got {weight!r}")
+        if weight is not None:
+            weight = real_scalar(weight, "weight", self._where())
+        if isinstance(batch_axis, (bool, np.bool_)) or not isinstance(batch_axis,
+                                                                      (int, np.integer)):
+            raise TypeError(f"{self._where()}: batch_axis must be an integer, "
+                            f"got {batch_axis!r}")
         self._weight = weight
-        self._batch_axis = batch_axis
+        self._batch_axis = int(batch_axis)
+
+    @classmethod
+    def _where(cls):
+        return f"fastloss.gluon.{cls.__name__}"
+
+    def _real(self, v, name, rule=None):
+        """A real constructor/call parameter; ``rule`` ">=0" or ">0"; must be finite."""
+        v = real_scalar(v, name, self._where())
+        if not math.isfinite(v) or (rule == ">=0" and v < 0) or (rule == ">0" and v <= 0):
+            cond = {">=0": " and >= 0", ">0": " and > 0"}.get(rule, "")
+            raise ValueError(f"{self._where()}: {name} must be finite{cond}, got {v!r}")
+        return v
+
+    def _flag(self, v, name):
+        return bool_scalar(v, name, self._where())
+
+    def _check_inputs(self, args, kwargs):
+        names = self._forward.__code__.co_varnames[2:]   # after (self, want_grad)
+        for i, a in enumerate(args):
+            if type(a) is not np.ndarray and is_masked(a):
+                raise masked_error(names[i] if i < len(names) else f"input {i}",
+                                   self._where())
+        for k, a in kwargs.items():
+            if type(a) is not np.ndarray and is_masked(a):
+                raise masked_error(k, self._where())
 
     def __repr__(self):
         return f"{type(self).__name__}(batch_axis={self._batch_axis}, w={self._weight})"
 
     def __call__(self, *args, **kwargs):
+        self._check_inputs(args, kwargs)
         return self._forward(False, *args, **kwargs)[0]
 
     forward = __call__
 
     def loss_and_grad(self, *args, **kwargs):
         """``(per-sample losses, gradient of their sum)`` from the same fused pass."""
+        self._check_inputs(args, kwargs)
         return self._forward(True, *args, **kwargs)
 
     def _w(self):
@@ -148,7 +209,7 @@ class Loss:
     # -- elementwise losses: mean over the non-batch axes of weight·sample_weight·ℓ
     def _elementwise(self, want_grad, fn, pred, terms, sample_weight, scale=1.0, **params):
         """Σ over ``terms`` [(target, multiplier or None)] of fn(pred, target) per sample."""
-        x = _as_float(pred)
+        x = _as_float(pred, "pred", self._where())
         ba = _norm_axis(self._batch_axis, x.ndim)
         M = int(np.prod([s for i, s in enumerate(x.shape) if i != ba]))
         if M == 0:
@@ -164,7 +225,8 @@ class Loss:
             if mult is not None:
                 w = w * mult
             v, g = weighted_call(fn, (x, target), dict(params, reduction="none"), w,
-                                 _nums(want_grad))
+                                 _nums(want_grad), names=("pred", "label"),
+                                 where=self._where())
             p = _per_sample(v, ba)
             per = p if per is None else per + p
             if want_grad:
@@ -203,12 +265,12 @@ class HuberLoss(Loss):
 
     def __init__(self, rho=1, weight=None, batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._rho = rho
+        self._rho = self._real(rho, "rho", ">=0")
 
     def _forward(self, want_grad, pred, label, sample_weight=None):
         x = _as_float(pred)
         return self._elementwise(want_grad, _fl().smooth_l1, x, [(_reshape_like(label, x), None)],
-                                 sample_weight, beta=float(self._rho))
+                                 sample_weight, beta=self._rho)
 
 
 # -------------------------------------------------------------- binary classification
@@ -225,14 +287,17 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._from_sigmoid = from_sigmoid
+        self._from_sigmoid = self._flag(from_sigmoid, "from_sigmoid")
 
     def _forward(self, want_grad, pred, label, sample_weight=None, pos_weight=None):
         fl = _fl()
-        x = _as_float(pred)
-        y = _as_float(_reshape_like(label, x), "label").astype(x.dtype, copy=False)
+        x = _as_float(pred, "pred", self._where())
+        y = _as_float(_reshape_like(label, x, "label", self._where()), "label",
+                      self._where()).astype(x.dtype, copy=False)
+        if pos_weight is not None and not isinstance(pos_weight, (int, float)):
+            pos_weight = _numeric(pos_weight, "pos_weight", self._where())
         pw_arr = pos_weight is not None and np.ndim(pos_weight) > 0
-        pw = None if (pos_weight is None or pw_arr) else float(np.asarray(pos_weight))
+        pw = None if (pos_weight is None or pw_arr) else self._real(pos_weight, "pos_weight")
         if not self._from_sigmoid and not pw_arr:
             return self._elementwise(want_grad, fl.sigmoid_binary_cross_entropy, x, [(y, None)],
                                      sample_weight, pos_weight=1.0 if pw is None else pw)
@@ -258,12 +323,12 @@ class HingeLoss(Loss):
 
     def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._margin = margin
+        self._margin = self._real(margin, "margin")
 
     def _forward(self, want_grad, pred, label, sample_weight=None):
         x = _as_float(pred)
         return self._elementwise(want_grad, _fl().hinge, x, [(_reshape_like(label, x), None)],
-                                 sample_weight, margin=float(self._margin))
+                                 sample_weight, margin=self._margin)
 
 
 class SquaredHingeLoss(Loss):
@@ -271,13 +336,13 @@ class SquaredHingeLoss(Loss):
 
     def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._margin = margin
+        self._margin = self._real(margin, "margin")
 
     def _forward(self, want_grad, pred, label, sample_weight=None):
         x = _as_float(pred)
         return self._elementwise(want_grad, _fl().squared_hinge, x,
                                  [(_reshape_like(label, x), None)], sample_weight,
-                                 margin=float(self._margin))
+                                 margin=self._margin)
 
 
 class LogisticLoss(Loss):
@@ -287,9 +352,9 @@ class LogisticLoss(Loss):
 
     def __init__(self, weight=None, batch_axis=0, label_format='signed', **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        if label_format not in ("signed", "binary"):
-            raise ValueError("label_format can only be signed or binary, recieved %s."
-                             % label_format)
+        if not isinstance(label_format, str) or label_format not in ("signed", "binary"):
+            raise ValueError(f"{self._where()}: label_format must be 'signed' or 'binary', "
+                             f"got {label_format!r}")
         self._label_format = label_format
 
     def _forward(self, want_grad, pred, label, sample_weight=None):
@@ -311,12 +376,15 @@ class PoissonNLLLoss(Loss):
     def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False,
                  **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._from_logits = from_logits
-        self._compute_full = compute_full
+        self._from_logits = self._flag(from_logits, "from_logits")
+        self._compute_full = self._flag(compute_full, "compute_full")
 
     def _forward(self, want_grad, pred, target, sample_weight=None, epsilon=1e-08):
-        x = _as_float(pred)
-        y = _reshape_like(target, x, "target")
+        x = _as_float(pred, "pred", self._where())
+        y = _reshape_like(target, x, "target", self._where())
+        epsilon = self._real(epsilon, "epsilon", ">=0")
+        if epsilon >= 0.5:
+            raise ValueError(f"{self._where()}: epsilon must be in [0, 0.5), got {epsilon!r}")
         n = x.size
         if n == 0:
             return x.dtype.type(np.nan), (np.zeros_like(x) if want_grad else None)
@@ -326,8 +394,9 @@ class PoissonNLLLoss(Loss):
             ba = _norm_axis(self._batch_axis, x.ndim) if x.ndim else 0
             w = _align(sample_weight, x.shape, ba, x.dtype) * x.dtype.type(base)
         v, g = weighted_call(_fl().poisson_nll, (x, y),
-                             dict(log_input=bool(self._from_logits), full=bool(self._compute_full),
-                                  eps=float(epsilon), reduction="sum"), w, _nums(want_grad))
+                             dict(log_input=self._from_logits, full=self._compute_full,
+                                  eps=epsilon, reduction="sum"), w, _nums(want_grad),
+                             names=("pred", "target"), where=self._where())
         return v, (g[0] if want_grad else None)
 
 
@@ -379,8 +448,8 @@ class SoftmaxCrossEntropyLoss(_RowMixin, Loss):
                  batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
         self._axis = axis
-        self._sparse_label = sparse_label
-        self._from_logits = from_logits
+        self._sparse_label = self._flag(sparse_label, "sparse_label")
+        self._from_logits = self._flag(from_logits, "from_logits")
 
     def _forward(self, want_grad, pred, label, sample_weight=None):
         fl = _fl()
@@ -394,38 +463,41 @@ class SoftmaxCrossEntropyLoss(_RowMixin, Loss):
         kw = {"axis": ax, "reduction": "none"}
         extra = None
         if self._sparse_label:
-            lab = np.asarray(label)
+            lab = _integral(label, "label", self._where(), "class indices")
             if lab.size != int(np.prod(rows)):
                 raise ValueError(f"fastloss.gluon.SoftmaxCrossEntropyLoss: label of shape "
                                  f"{lab.shape} must have pred's shape without axis {ax}, "
                                  f"{rows}")
-            if lab.dtype.kind == "f":
-                if not np.all(np.isfinite(lab)):
-                    raise ValueError("fastloss.gluon.SoftmaxCrossEntropyLoss: labels must be "
-                                     "finite class indices")
-            lab = lab.reshape(rows).astype(np.int64)
+            lab = lab.reshape(rows)
             if lab.size and (lab.min() < 0 or lab.max() >= C):
-                raise ValueError(f"fastloss.gluon.SoftmaxCrossEntropyLoss: labels must be "
-                                 f"class indices in [0, {C})")
+                bad = lab[(lab < 0) | (lab >= C)].flat[0]
+                raise ValueError(f"fastloss.gluon.SoftmaxCrossEntropyLoss: label must hold "
+                                 f"class indices in [0, {C}), found {int(bad)}")
             if not self._from_logits:
                 v, g = weighted_call(fl.softmax_cross_entropy_with_integer_labels, (x, lab),
-                                     dict(kw, ignore_index=np.iinfo(np.int64).min), w, nums)
+                                     dict(kw, ignore_index=np.iinfo(np.int64).min), w, nums,
+                                     names=("pred", "label"), where=self._where())
             else:
                 onehot = np.zeros(x.shape, x.dtype)
                 np.put_along_axis(onehot, np.expand_dims(lab, ax), 1, axis=ax)
-                v, g = weighted_call(fl.kl_divergence, (x, onehot), kw, w, nums)
+                v, g = weighted_call(fl.kl_divergence, (x, onehot), kw, w, nums,
+                                     names=("pred", "label"), where=self._where())
         else:
-            y = _as_float(_reshape_like(label, x), "label").astype(x.dtype, copy=False)
+            y = _as_float(_reshape_like(label, x, "label", self._where()), "label",
+                          self._where()).astype(x.dtype, copy=False)
             if not self._from_logits:
-                v, g = weighted_call(fl.softmax_cross_entropy, (x, y), kw, w, nums)
+                v, g = weighted_call(fl.softmax_cross_entropy, (x, y), kw, w, nums,
+                                     names=("pred", "label"), where=self._where())
             elif not np.any(y < 0):
                 # −Σ y·pred = KL(y ‖ pred) + H(y)
-                v, g = weighted_call(fl.kl_divergence, (x, y), kw, w, nums)
+                v, g = weighted_call(fl.kl_divergence, (x, y), kw, w, nums,
+                                     names=("pred", "label"), where=self._where())
                 pos = y > 0
                 extra = -np.sum(np.where(pos, y * np.log(np.where(pos, y, 1)), 0), axis=ax)
             else:
                 # −Σ y·pred = cosine_distance(pred, y) − 1
-                v, g = weighted_call(fl.cosine_distance, (x, y), kw, w, nums)
+                v, g = weighted_call(fl.cosine_distance, (x, y), kw, w, nums,
+                                     names=("pred", "label"), where=self._where())
                 extra = -np.ones(rows, x.dtype)
         if extra is not None:
             v = v + extra * w
@@ -448,19 +520,20 @@ class KLDivLoss(_RowMixin, Loss):
 
     def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._from_logits = from_logits
+        self._from_logits = self._flag(from_logits, "from_logits")
         self._axis = axis
 
     def _forward(self, want_grad, pred, label, sample_weight=None):
         fl = _fl()
         x = _as_float(pred)
         ax, ba = self._axes(x, self._axis)
-        y = _as_float(_reshape_like(label, x), "label").astype(x.dtype, copy=False)
+        y = _as_float(_reshape_like(label, x, "label", self._where()), "label",
+                      self._where()).astype(x.dtype, copy=False)
         M = max(x.size // max(x.shape[ba], 1), 1)
         w = self._row_weights(x, ax, ba, sample_weight, M)
         fn = fl.kl_divergence if self._from_logits else fl.softmax_kl_divergence
         v, g = weighted_call(fn, (x, y), {"axis": ax, "reduction": "none"}, w,
-                             _nums(want_grad))
+                             _nums(want_grad), names=("pred", "label"), where=self._where())
         pos = y > 0
         corr = np.sum(np.where(pos, y * np.log1p(1e-12 / np.where(pos, y, 1)), 0), axis=ax)
         per = self._row_per_sample(v + corr * w, ax, ba)
@@ -477,7 +550,7 @@ class TripletLoss(Loss):
 
     def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._margin = margin
+        self._margin = self._real(margin, "margin")
 
     def _forward(self, want_grad, pred, positive, negative, sample_weight=None):
         x = _as_float(pred)
@@ -485,20 +558,25 @@ class TripletLoss(Loss):
         B = x.shape[ba]
         moved = np.moveaxis(x, ba, 0).shape
 
-        def rows(a):
-            a = _reshape_like(a, x).astype(x.dtype, copy=False)
+        def rows(a, name):
+            a = _reshape_like(a, x, name, self._where()).astype(x.dtype, copy=False)
+            if a.shape != x.shape:
+                raise ValueError(f"{self._where()}: {name} of shape {a.shape} does not match "
+                                 f"pred of shape {x.shape}")
             return np.moveaxis(a, ba, 0).reshape(B, -1)
 
         w = self._w()
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=x.dtype)
+            sw = _numeric(sample_weight, "sample_weight", self._where()).astype(x.dtype)
             if sw.size != B:
                 raise ValueError(f"fastloss.gluon.TripletLoss: sample_weight must hold one "
                                  f"weight per sample ({B}), got shape {sw.shape}")
             w = sw.reshape(B) * x.dtype.type(w)
-        v, g = weighted_call(_fl().triplet_margin, (rows(x), rows(positive), rows(negative)),
-                             {"margin": float(self._margin), "squared": True,
-                              "reduction": "none"}, w, _nums(want_grad, 3))
+        v, g = weighted_call(_fl().triplet_margin, (rows(x, "pred"), rows(positive, "positive"),
+                                                     rows(negative, "negative")),
+                             {"margin": self._margin, "squared": True,
+                              "reduction": "none"}, w, _nums(want_grad, 3),
+                             names=("pred", "positive", "negative"), where=self._where())
         if not want_grad:
             return v, None
         back = tuple(np.moveaxis(gi.reshape(moved), 0, ba) for gi in g)
@@ -515,31 +593,36 @@ class CosineEmbeddingLoss(Loss):
 
     def __init__(self, weight=None, batch_axis=0, margin=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
-        self._margin = margin
+        self._margin = self._real(margin, "margin")
 
     def _forward(self, want_grad, input1, input2, label, sample_weight=None):
-        x2 = _as_float(input2, "input2")
-        x1 = _reshape_like(_as_float(input1, "input1"), x2, "input1")
+        x2 = _as_float(input2, "input2", self._where())
+        x1 = _reshape_like(_as_float(input1, "input1", self._where()), x2, "input1",
+                           self._where())
+        if x1.shape != x2.shape:
+            raise ValueError(f"{self._where()}: input1 of shape {np.shape(input1)} does not "
+                             f"match input2 of shape {x2.shape}")
         x1 = x1.astype(x2.dtype, copy=False)
         shape = x2.shape
         D = shape[-1] if x2.ndim else 1
         a = x1.reshape(-1, D)
         b = x2.reshape(-1, D)
         R = a.shape[0]
-        lab = np.asarray(label, dtype=x2.dtype).reshape(-1)
+        lab = _numeric(label, "label", self._where()).astype(x2.dtype).reshape(-1)
         if lab.size != R:
             raise ValueError(f"fastloss.gluon.CosineEmbeddingLoss: label must hold one value "
                              f"per row ({R}), got {lab.size}")
         w = self._w()
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=x2.dtype)
+            sw = _numeric(sample_weight, "sample_weight", self._where()).astype(x2.dtype)
             if sw.size not in (1, R):
                 raise ValueError(f"fastloss.gluon.CosineEmbeddingLoss: sample_weight must "
                                  f"hold one weight per row ({R}), got shape {sw.shape}")
             w = sw.reshape(-1) * x2.dtype.type(w)
         v, g = weighted_call(_fl().cosine_embedding, (a, b, lab),
-                             {"margin": float(self._margin), "eps": 1e-30,
-                              "reduction": "none"}, w, _nums(want_grad, 2))
+                             {"margin": self._margin, "eps": 1e-30,
+                              "reduction": "none"}, w, _nums(want_grad, 2),
+                             names=("input1", "input2", "label"), where=self._where())
         if not want_grad:
             return v, None
         return v, (g[0].reshape(np.shape(input1) if np.size(input1) == a.size else shape),
@@ -559,30 +642,32 @@ class CTCLoss(Loss):
     """
 
     def __init__(self, layout='NTC', label_layout='NT', weight=None, **kwargs):
-        assert layout in ['NTC', 'TNC'], \
-            "Only 'NTC' and 'TNC' layouts for pred are supported. Got: %s" % layout
-        assert label_layout in ['NT', 'TN'], \
-            "Only 'NT' and 'TN' layouts for label are supported. Got: %s" % label_layout
+        if not isinstance(layout, str) or layout not in ("NTC", "TNC"):
+            raise ValueError(f"fastloss.gluon.CTCLoss: layout must be 'NTC' or 'TNC', "
+                             f"got {layout!r}")
+        if not isinstance(label_layout, str) or label_layout not in ("NT", "TN"):
+            raise ValueError(f"fastloss.gluon.CTCLoss: label_layout must be 'NT' or 'TN', "
+                             f"got {label_layout!r}")
         self._layout = layout
         self._label_layout = label_layout
         super().__init__(weight, label_layout.find('N'), **kwargs)
 
     def _forward(self, want_grad, pred, label, pred_lengths=None, label_lengths=None,
                  sample_weight=None):
-        x = _as_float(pred)
+        x = _as_float(pred, "pred", self._where())
         if x.ndim != 3:
             raise ValueError(f"fastloss.gluon.CTCLoss: pred must be 3-D ({self._layout}), "
                              f"got shape {x.shape}")
         N, T = (x.shape[0], x.shape[1]) if self._layout == "NTC" else (x.shape[1], x.shape[0])
         C = x.shape[2]
-        lab = np.asarray(label)
+        lab = _numeric(label, "label", self._where())
         if lab.ndim == 1:
             lab = lab.reshape((1, -1) if self._batch_axis == 0 else (-1, 1))
         if self._batch_axis == 1:
             lab = lab.T
         if lab.dtype.kind == "f":
-            lab = np.where(np.isfinite(lab), lab, -1)
-        lab = lab.astype(np.int64)
+            lab = np.where(np.isfinite(lab), lab, -1)   # NaN / inf: padding, as -1
+        lab = _integral(lab, "label", self._where(), "class indices")
         if lab.shape[0] != N:
             raise ValueError(f"fastloss.gluon.CTCLoss: label has {lab.shape[0]} sequences, "
                              f"pred has {N}")
@@ -590,19 +675,23 @@ class CTCLoss(Loss):
             pad = lab == -1
             lab_len = np.where(pad.any(axis=1), pad.argmax(axis=1), lab.shape[1])
         else:
-            lab_len = np.asarray(label_lengths).reshape(-1).astype(np.int64)
+            lab_len = _integral(label_lengths, "label_lengths", self._where(),
+                                "lengths").reshape(-1)
         in_len = (np.full(N, T, np.int64) if pred_lengths is None
-                  else np.asarray(pred_lengths).reshape(-1).astype(np.int64))
+                  else _integral(pred_lengths, "pred_lengths", self._where(),
+                                 "lengths").reshape(-1))
         w = self._w()
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            sw = _numeric(sample_weight, "sample_weight", self._where()).astype(np.float64)
             if sw.size not in (1, N):
                 raise ValueError(f"fastloss.gluon.CTCLoss: sample_weight must hold one weight "
                                  f"per sequence ({N}), got shape {sw.shape}")
             w = np.broadcast_to(sw.reshape(-1), (N,)) * w
         v, g = weighted_call(_fl().ctc_loss, (x, lab, in_len, lab_len),
                              {"blank": C - 1, "layout": self._layout, "reduction": "none"},
-                             w, _nums(want_grad))
+                             w, _nums(want_grad),
+                             names=("pred", "label", "pred_lengths", "label_lengths"),
+                             where=self._where())
         return v, (g[0] if want_grad else None)
 
 
@@ -615,7 +704,18 @@ def tutorial_curves(start=-5.0, stop=5.0, step=0.1):
     ``SquaredHingeLoss``) at label 1, over ``pred`` = start, start + step, … < stop
     (``nd.arange(-5, 5, 0.1)``: 100 points).
     """
-    n = int(round((stop - start) / step))
+    fn = "fastloss.gluon.tutorial_curves"
+    start, stop, step = (real_scalar(v, k, fn) for k, v in
+                         (("start", start), ("stop", stop), ("step", step)))
+    for k, v in (("start", start), ("stop", stop), ("step", step)):
+        if not math.isfinite(v):
+            raise ValueError(f"{fn}: {k} must be finite, got {v!r}")
+    if step == 0:
+        raise ValueError(f"{fn}: step must be non-zero")
+    span = (stop - start) / step
+    if not span <= 1e7:
+        raise ValueError(f"{fn}: (stop - start) / step = {span:g} points is too many")
+    n = max(int(round(span)), 0)
     x = start + step * np.arange(n, dtype=np.float64)
     zeros, ones = np.zeros_like(x), np.ones_like(x)
     out = {}

@@ -24,7 +24,11 @@ value is one fastloss call with ``sample_weight = weights / num_present`` and
 Slim adds to ``GraphKeys.LOSSES`` — except ``hinge_loss``, which returns unreduced
 element losses and adds nothing, exactly as Slim.  ``add_loss``, ``get_losses``,
 ``get_regularization_losses`` and ``get_total_loss`` read that collection;
-``get_default_collection().value_and_grads()`` returns the total with gradients.
+``get_default_collection().value_and_grads()`` returns the total with gradients inside a
+``with LossCollection()`` block.  The process-wide default keeps values only, and at most
+``fastloss.collection.DEFAULT_MAX_TERMS`` recent terms (older ones are dropped with one
+warning), so a training loop runs in constant memory; scope each step with
+``with LossCollection() as c:`` (or call ``reset_default_collection()``) to total it.
 
 **Differences from ``tf.losses``** (TF ≥ 1.0, which replaced ``tf.contrib.losses``):
 
@@ -55,8 +59,11 @@ from __future__ import annotations
 import functools
 import inspect
 
+import math
+
 import numpy as np
 
+from ._validate import is_masked, masked_error, real_scalar
 from .collection import (LossCollection, add_loss, get_default_collection, get_losses,
                          get_regularization_losses, get_total_loss, reset_default_collection,
                          weighted_call)
@@ -92,15 +99,26 @@ def _slim(collect=True):
             compute = (lambda want_grad, a=args, k=kw: impl(*a, want_grad=want_grad, **k))
             get_default_collection()._add_snapshot(name, ba.arguments[first], v, g, compute)
 
+        def bind(args, kwargs):
+            ba = pub_sig.bind(*args, **kwargs)
+            for k, a in ba.arguments.items():
+                if type(a) is not np.ndarray and is_masked(a):
+                    raise masked_error(k, f"fastloss.slim.{impl.__name__}")
+            scope = ba.arguments.get("scope")
+            if scope is not None and not isinstance(scope, str):
+                raise TypeError(f"fastloss.slim.{impl.__name__}: scope must be a string or "
+                                f"None, got {scope!r}")
+            return ba
+
         @functools.wraps(impl)
         def fn(*args, **kwargs):
-            ba = pub_sig.bind(*args, **kwargs)
+            ba = bind(args, kwargs)
             v, _ = impl(*ba.args, want_grad=False, **ba.kwargs)
             record(ba, v, None)
             return v
 
         def vg(*args, **kwargs):
-            ba = pub_sig.bind(*args, **kwargs)
+            ba = bind(args, kwargs)
             v, g = impl(*ba.args, want_grad=True, **ba.kwargs)
             record(ba, v, g)
             return v, g
@@ -117,6 +135,12 @@ def _slim(collect=True):
     return deco
 
 
+@functools.lru_cache(maxsize=None)
+def _argnames(fname):
+    """The Slim function's positional argument names (what its errors call the inputs)."""
+    return tuple(inspect.signature(globals()[fname]).parameters)[:3]
+
+
 def value_and_grad(fn):
     """``fn.value_and_grad``: ``fn``'s signature, returning ``(value, grad)`` with the
     gradient with respect to ``fn``'s first argument."""
@@ -126,18 +150,50 @@ def value_and_grad(fn):
     return vg
 
 
-def _float(x, name, fn):
-    a = np.asarray(x)
-    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
-        return a
+def _array(x, name, fn):
+    if type(x) is not np.ndarray and is_masked(x):
+        raise masked_error(name, f"fastloss.slim.{fn}")
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"fastloss.slim.{fn}: {name} could not be converted to an array: "
+                        f"{exc}") from None
+
+
+def _numeric(x, name, fn):
+    a = _array(x, name, fn)
     if a.dtype.kind not in "fiub":
         raise TypeError(f"fastloss.slim.{fn}: {name} must be a real numeric array, "
                         f"got dtype {a.dtype}")
+    return a
+
+
+def _float(x, name, fn):
+    a = _numeric(x, name, fn)
+    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
+        return a
     return a.astype(np.float64)
 
 
+def _real(v, name, fn, lo=None, hi=None):
+    """A real parameter, finite, within [lo, hi] when given."""
+    v = real_scalar(v, name, f"fastloss.slim.{fn}")
+    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = "" if lo is None else f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}"
+        raise ValueError(f"fastloss.slim.{fn}: {name} must be finite{rng}, got {v!r}")
+    return v
+
+
+def _int(v, name, fn):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"fastloss.slim.{fn}: {name} must be an integer, got {v!r}")
+    return int(v)
+
+
 def _same_shape(x, y, fn, xn="predictions", yn="labels"):
-    y = np.asarray(y)
+    if y is None:
+        raise TypeError(f"fastloss.slim.{fn}: {yn} is required (got None)")
+    y = _numeric(y, yn, fn)
     if y.shape != x.shape:
         raise ValueError(f"fastloss.slim.{fn}: {yn} of shape {y.shape} is not compatible "
                          f"with {xn} of shape {x.shape}")
@@ -146,10 +202,9 @@ def _same_shape(x, y, fn, xn="predictions", yn="labels"):
 
 def _weights(weights, loss_shape, dtype, fn):
     """Slim's weights → (scalar or array broadcastable to ``loss_shape``, num_present)."""
-    w = np.asarray(weights)
-    if w.dtype.kind not in "fiub":
-        raise TypeError(f"fastloss.slim.{fn}: weights must be numeric, got dtype {w.dtype}")
-    w = w.astype(np.float64)
+    if weights is None:
+        raise TypeError(f"fastloss.slim.{fn}: weights must be a number or an array, got None")
+    w = _numeric(weights, "weights", fn).astype(np.float64)
     shape = tuple(loss_shape)
     if w.ndim == 0:
         v = w.item()
@@ -164,13 +219,16 @@ def _weights(weights, loss_shape, dtype, fn):
 
 
 def _reduced(fname, fn, args, params, weights, loss_shape, dtype, want_grad):
-    """Σ w·ℓ / num_present from one fused ``reduction="sum"`` call; gradient w.r.t. args[0]."""
+    """Σ w·ℓ / num_present from one fused ``reduction="sum"`` call; gradient w.r.t. args[0].
+    Errors of the core function are raised in Slim's terms (names of ``fname``'s
+    arguments)."""
     w, n = _weights(weights, loss_shape, dtype, fname)
     if n == 0:
         return dtype.type(0.0), (np.zeros(np.shape(args[0]), dtype) if want_grad else None)
     sw = w / n
     v, g = weighted_call(fn, args, dict(params, reduction="sum"), sw,
-                         (0,) if want_grad else None)
+                         (0,) if want_grad else None, names=_argnames(fname),
+                         where=f"fastloss.slim.{fname}")
     return dtype.type(v), (g[0] if want_grad else None)
 
 
@@ -201,7 +259,15 @@ def log_loss(predictions, labels=None, weights=1.0, epsilon=1e-7, scope=None, *,
     x = _float(predictions, "predictions", "log_loss")
     y = _same_shape(x, labels, "log_loss")
     return _reduced("log_loss", _fl().binary_cross_entropy, (x, y),
-                    {"eps": float(epsilon), "clip": False}, weights, x.shape, x.dtype, want_grad)
+                    {"eps": _epsilon(epsilon), "clip": False}, weights, x.shape, x.dtype,
+                    want_grad)
+
+
+def _epsilon(e):
+    e = _real(e, "epsilon", "log_loss", 0.0)
+    if e >= 0.5:
+        raise ValueError(f"fastloss.slim.log_loss: epsilon must be in [0, 0.5), got {e!r}")
+    return e
 
 
 @_slim()
@@ -213,8 +279,9 @@ def sigmoid_cross_entropy(logits, multi_class_labels, weights=1.0, label_smoothi
     y = _same_shape(x, multi_class_labels, "sigmoid_cross_entropy", "logits",
                     "multi_class_labels")
     return _reduced("sigmoid_cross_entropy", _fl().sigmoid_binary_cross_entropy, (x, y),
-                    {"label_smoothing": float(label_smoothing)}, weights, x.shape, x.dtype,
-                    want_grad)
+                    {"label_smoothing": _real(label_smoothing, "label_smoothing",
+                                              "sigmoid_cross_entropy", 0.0, 1.0)},
+                    weights, x.shape, x.dtype, want_grad)
 
 
 @_slim()
@@ -227,7 +294,9 @@ def softmax_cross_entropy(logits, onehot_labels, weights=1.0, label_smoothing=0,
         raise ValueError("fastloss.slim.softmax_cross_entropy: logits need a class axis")
     y = _same_shape(x, onehot_labels, "softmax_cross_entropy", "logits", "onehot_labels")
     return _reduced("softmax_cross_entropy", _fl().softmax_cross_entropy, (x, y),
-                    {"axis": -1, "label_smoothing": float(label_smoothing)}, weights,
+                    {"axis": -1, "label_smoothing": _real(label_smoothing, "label_smoothing",
+                                                          "softmax_cross_entropy", 0.0, 1.0)},
+                    weights,
                     x.shape[:-1], x.dtype, want_grad)
 
 
@@ -236,9 +305,12 @@ def sparse_softmax_cross_entropy(logits, labels, weights=1.0, scope=None, *, wan
     """Softmax cross-entropy with integer labels ``[batch_size]`` or ``[batch_size, 1]``
     (``fastloss.softmax_cross_entropy_with_integer_labels``); logits ``[batch, classes]``."""
     x = _float(logits, "logits", "sparse_softmax_cross_entropy")
-    lab = np.asarray(labels)
+    lab = _array(labels, "labels", "sparse_softmax_cross_entropy")
     if lab.ndim == 0:
         raise ValueError("fastloss.slim.sparse_softmax_cross_entropy: labels need a batch axis")
+    if lab.ndim > 2 or (lab.ndim == 2 and lab.shape[1] != 1):
+        raise ValueError(f"fastloss.slim.sparse_softmax_cross_entropy: labels must have shape "
+                         f"[batch_size] or [batch_size, 1], got {lab.shape}")
     lab = lab.reshape(lab.shape[0])
     if x.ndim != 2 or x.shape[0] != lab.shape[0]:
         raise ValueError(f"fastloss.slim.sparse_softmax_cross_entropy: logits must be "
@@ -259,7 +331,12 @@ def hinge_loss(logits, labels=None, scope=None, *, want_grad=False):
     (``fastloss.hinge``); the gradient is that of their sum.  Not added to the collection
     (as Slim)."""
     x = _float(logits, "logits", "hinge_loss")
-    y = _same_shape(x, labels, "hinge_loss", "logits").astype(x.dtype) * 2 - 1
+    y = _same_shape(x, labels, "hinge_loss", "logits")
+    ok = (y == 0) | (y == 1)
+    if not ok.all():
+        raise ValueError(f"fastloss.slim.hinge_loss: labels must be 0 or 1 (Slim maps them "
+                         f"to -1 and +1), found {y[~ok].flat[0].item()!r}")
+    y = y.astype(x.dtype) * 2 - 1
     v, g = weighted_call(_fl().hinge, (x, y), {"reduction": "none"}, None,
                          (0,) if want_grad else None)
     return v, (g[0] if want_grad else None)
@@ -278,7 +355,9 @@ def mean_pairwise_squared_error(predictions, labels=None, weights=1.0, scope=Non
         raise ValueError(f"fastloss.slim.{fname}: predictions need a batch axis")
     B = x.shape[0]
     n = float(np.prod(x.shape[1:]))
-    w = np.asarray(weights, dtype=np.float64)
+    if weights is None:
+        raise TypeError(f"fastloss.slim.{fname}: weights must be a number or an array, got None")
+    w = _numeric(weights, "weights", fname).astype(np.float64)
     if w.ndim > 0:
         if w.size != B or (w.ndim > 1 and w.shape != (B, 1)):
             raise ValueError(f"fastloss.slim.{fname}: weights must be a scalar or "
@@ -292,7 +371,8 @@ def mean_pairwise_squared_error(predictions, labels=None, weights=1.0, scope=Non
     f = (n - 1.0) / n
     sw = w.item() * f if w.ndim == 0 else (w * f).astype(x.dtype)
     v, g = weighted_call(_fl().mean_pairwise_squared_error, (x, y), {"reduction": "sum"}, sw,
-                         (0,) if want_grad else None)
+                         (0,) if want_grad else None, names=_argnames(fname),
+                         where=f"fastloss.slim.{fname}")
     return x.dtype.type(v), (g[0] if want_grad else None)
 
 
@@ -304,10 +384,11 @@ def cosine_distance(predictions, labels=None, axis=None, weights=1.0, scope=None
     fname = "cosine_distance"
     if dim is not None:
         if axis is not None:
-            raise ValueError("Cannot specify both 'axis' and 'dim'")
+            raise ValueError(f"fastloss.slim.{fname}: cannot specify both 'axis' and 'dim'")
         axis = dim
     if axis is None:
-        raise ValueError("`axis` and `dim` cannot both be None.")
+        raise ValueError(f"fastloss.slim.{fname}: `axis` and `dim` cannot both be None.")
+    axis = _int(axis, "axis" if dim is None else "dim", fname)
     x = _float(predictions, "predictions", fname)
     y = _same_shape(x, labels, fname)
     if not -x.ndim <= axis < x.ndim:
@@ -315,7 +396,9 @@ def cosine_distance(predictions, labels=None, axis=None, weights=1.0, scope=None
                          f"{x.shape}")
     ax = axis % x.ndim
     loss_shape = x.shape[:ax] + x.shape[ax + 1:]
-    w = np.asarray(weights)
+    if weights is None:
+        raise TypeError(f"fastloss.slim.{fname}: weights must be a number or an array, got None")
+    w = _numeric(weights, "weights", fname)
     if w.ndim == x.ndim and w.ndim > 1 and w.shape[ax] == 1 and ax != x.ndim - 1:
         w = np.take(w, 0, axis=ax)       # tf.losses form: the reduced axis kept with size 1
     return _reduced(fname, _fl().cosine_distance, (x, y), {"axis": ax}, w, loss_shape,
@@ -328,7 +411,9 @@ def multiclass_hinge_loss(logits, labels, weights=1.0, scope=None, *, want_grad=
     (``fastloss.multiclass_hinge``, Weston–Watkins).  ``labels``: integer classes of shape
     ``logits.shape[:-1]`` (or with a trailing 1)."""
     x = _float(logits, "logits", "multiclass_hinge_loss")
-    lab = np.asarray(labels)
+    if x.ndim < 1:
+        raise ValueError("fastloss.slim.multiclass_hinge_loss: logits need a class axis")
+    lab = _array(labels, "labels", "multiclass_hinge_loss")
     if lab.size != int(np.prod(x.shape[:-1])):
         raise ValueError(f"fastloss.slim.multiclass_hinge_loss: labels of shape {lab.shape} "
                          f"must match logits {x.shape} without the class axis")

@@ -24,3 +24,24 @@ def test_quick_row_reports_triad_and_peers():
     assert np.isclose(r["pct_triad"], 100 * r["gbs"] / r["triad_gbs"])
     assert r["numpy_ratio"] is not None        # NumPy is always there
     assert "squared_error" in buf.getvalue() and "%triad" in buf.getvalue()
+
+
+def test_workflow_lbfgs_fit_matches_sklearn_coefficients():
+    from fastloss._bench import workflows as W
+
+    for K in (2, 3):
+        case = W._lr_case(200, 4, K)
+        args, kw = case.make()
+        case.run(args, kw)()
+        case.peers["sklearn"](args, kw)()
+        note = case.note(args, kw)
+        diff = float(note.rsplit(" ", 1)[1])
+        assert diff < 1e-6, note
+
+
+def test_workflow_contention_row_has_serial_peer():
+    buf = io.StringIO()
+    rows = bench.run(quick=True, families=["workflows"], only=["huber"], repeat=1, file=buf)
+    assert [r["loss"] for r in rows] == ["huber"]
+    assert rows[0]["serial_ratio"] is not None and rows[0]["ms"] > 0
+    assert "serial×" in buf.getvalue() and "busy cores" in buf.getvalue()

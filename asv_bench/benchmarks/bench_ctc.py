@@ -6,11 +6,14 @@ timings.
 import numpy as np
 
 import fastloss
+
+from . import timing
 from fastloss._bench.ctc import SHAPES, inputs
 
 LABELS = [f"{T}x{N}x{C}x{L}" for T, N, C, L in SHAPES]
 
 
+@timing
 class CTC:
     params = (LABELS,)
     param_names = ["TxNxCxL"]

@@ -10,12 +10,15 @@ import sys
 import numpy as np
 
 import fastloss
+
+from . import timing
 from fastloss._bench.elementwise import _inputs
 from fastloss._math.spec import ELEMENTWISE
 
 NAMES = sorted(ELEMENTWISE)
 
 
+@timing
 class Elementwise:
     params = (NAMES, [1_000, 100_000, 10_000_000], ["float32", "float64"])
     param_names = ["loss", "n", "dtype"]
@@ -50,11 +53,14 @@ class PeakMemory:
         self.vg(self.x, self.y)
 
 
+@timing
 class FirstCall:
     """A fresh process: ``import fastloss`` + the first call, with a warm on-disk cache."""
     params = (["huber", "logistic"],)
     param_names = ["loss"]
     timeout = 300
+    repeat = (3, 5, 30.0)   # one sample is a whole process (about a second)
+    min_run_count = 3
 
     def _run(self, loss):
         code = (f"import numpy as np, fastloss; x = np.ones(1_000_000, np.float32); "

@@ -7,6 +7,8 @@ timed.
 import numpy as np
 
 import fastloss
+
+from . import timing
 from fastloss._bench.rowwise import cases
 
 _CASES = {f"{c.loss}[{c.label}]": c for c in cases(quick=False)}
@@ -27,11 +29,13 @@ class _Base:
         self.vg(*self.args, **self.kwargs)
 
 
+@timing
 class TimeRowwiseValue(_Base):
     def time_value(self, name):
         self.f(*self.args, **self.value_kwargs)
 
 
+@timing
 class TimeRowwiseValueAndGrad(_Base):
     def time_value_and_grad(self, name):
         self.vg(*self.args, **self.kwargs)

@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-FAMILIES = ("elementwise", "rowwise", "ctc")
+FAMILIES = ("elementwise", "rowwise", "ctc", "workflows")
+# what a plain ``python -m fastloss bench`` runs; the workflows (model fits, boosting, a
+# contention case that starts busy processes) take minutes and run with --family workflows
+DEFAULT_FAMILIES = ("elementwise", "rowwise", "ctc")
 
 
 @dataclass
@@ -27,9 +30,16 @@ class Case:
     nbytes: Callable  # (args) -> int
     peers: dict
     argnums: object = 0
+    # workflow cases (fastloss._bench.workflows): ``run(args, kwargs)`` returns the
+    # zero-argument fastloss side instead of value_and_grad(LOSSES[loss]); ``load()`` starts
+    # a background load just before timing and returns its stopper; ``note(args, kwargs)``
+    # returns a line printed under the row (accuracy, counts).  ``nbytes`` may return None.
+    run: Optional[Callable] = None
+    load: Optional[Callable] = None
+    note: Optional[Callable] = None
 
 
-def all_cases(quick: bool = False, families=FAMILIES) -> list:
+def all_cases(quick: bool = False, families=DEFAULT_FAMILIES) -> list:
     import importlib
 
     out = []

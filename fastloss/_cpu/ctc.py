@@ -25,11 +25,14 @@ non-zero in exact arithmetic flushes to zero.  Phase 1 flags a frame whose emiss
 probability of a used symbol lies below e^LO (LO = −87) times the frame's largest, phase 2
 flags any product α⁻·ŷ (or its β counterpart) of positive factors that falls below
 ``TINY`` = 1e-280 of its row (float64 reaches 2.2e-308), and checks Σ_s γ_t(s) = 1 on every
-frame.  A flagged sequence is recomputed by the log-space recursion (``_logspace``, float
-rows renormalized by their maximum, offsets in float64), which has no such limit: extreme
-logits (gaps of more than 87 nats between the classes a sequence uses) take that slower
-path.  Zeros that are exact (impossible alignments, −inf log-probabilities) are not
-flagged: a row that sums to exactly 0 means p(l|x) = 0.
+frame.  A flagged sequence is recomputed by the log-space recursion (``_logspace``:
+float64 rows renormalized by their maximum, offsets in float64, the final log-likelihood
+and every γ formed from logarithms), which has no such limit: any finite −log p, however
+large, comes out finite, and ``inf`` means that no alignment exists.  Extreme logits (gaps
+of more than 87 nats between the classes a sequence uses) and paths that fall more than
+~645 nats below their frame's best state take that slower path.  Zeros that are exact
+(impossible alignments, −inf log-probabilities) are not flagged: a row that sums to
+exactly 0 means p(l|x) = 0.
 
 ``want_grad`` is a runtime flag (one compiled kernel per dtype serves value-only and
 value+gradient calls; compiling is the expensive part).  The kernel returns the number of
@@ -66,7 +69,8 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, loss
     scale: (N,) float64 gradient factor of each sequence; grad: like x (written only when
     ``want_grad``; any 3-D array of the dtype otherwise); ``use_prob`` False forces the
     log-space path (for tests).  Workspace (contents ignored):
-    Ep (N, T, Smax) dtype, PS (N, T, Smax) float64, fr (N, T, 4) float64, flg (N, T) float64.
+    Ep (N, T, Smax) dtype, PS (N, T, Smax) float64 (α of either path), fr (N, T, 4)
+    float64, flg (N, T) float64.
     """
     if tnc:
         T = x.shape[0]
@@ -156,7 +160,7 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, loss
         if not ok:
             nlog += 1
             losses[n] = logspace(x, tnc, log_probs, ext[n], skip[n], fr[n], n, Tn, sn,
-                                 want_grad, Ep[n])
+                                 want_grad, Ep[n], PS[n])
 
     # -- phase 3: gradient rows
     if want_grad:
@@ -285,36 +289,41 @@ def _prob_beta(Ep, PS, fr, sm, Tn, sn, lp):
             gm = ps[s] * v * k
             e[s] = gm
             gs += gm
-        if abs(gs - 1.0) > GAMMA_TOL:
+        if not (abs(gs - 1.0) <= GAMMA_TOL):  # NaN too
             return False
     return True
 
 
-def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam):
+def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam, al):
     """−log p(l|x) of sequence n in log space (and γ into ``gam`` when ``want_grad``).
 
-    Rows of α (and β) in the dtype, renormalized by their maximum per frame, the offsets
-    accumulated in float64; β needs only two rows and is fused with γ.
+    Rows of α (kept in ``al``, (T, Smax) float64) and β in float64 for both dtypes,
+    renormalized by their maximum per frame, the offsets accumulated in float64; β needs
+    only two rows and is fused with γ.  The log emissions are gathered per frame.  Only the
+    transcendentals of ``lse3``/``exp_fn`` run in the dtype (the float32 polynomials on
+    float32): they see differences of at most 87 nats and sums in [1, 3], where float32 is
+    accurate to ~1e-7 nats, whereas a row kept in float32 holds a value thousands of nats
+    below its maximum only to ulp(value) (1e-3 nats at 1e4), an error γ = e^(α + β − …)
+    inherited (gradient errors of 1e-3 were measured with logits of scale 1e3).
+
+    The final log-likelihood, log p = A + log(e^a + e^b) with a and b the last label and
+    the final blank relative to the row maximum, is formed in log space: a final state can
+    lie any distance below a state that cannot finish (e^a underflows past 745 nats).
     """
     smax = ext.shape[0]
-    dt = np.zeros(1, gam.dtype)[0]
-    E = np.empty((Tn, smax), gam.dtype)   # log emission probabilities
-    al = np.empty((Tn, smax + 2), gam.dtype)
     A = np.zeros(Tn)
-    for t in range(Tn):
-        row = x[t, n] if tnc else x[n, t]
-        l = 0.0 if log_probs else fr[t, 0]
-        for j in range(sn):
-            E[t, j] = row[ext[j]] - l
-    prv = np.empty(smax + 2, gam.dtype)
-    cur = np.empty(smax + 2, gam.dtype)
+    e = np.empty(smax)              # log emission probabilities of frame t
+    prv = np.empty(smax + 2)        # α rows with two −inf pads in front: prv[s + 2] is s
+    cur = np.empty(smax + 2)
     for s in range(smax + 2):
         prv[s] = NEG_INF
         cur[s] = NEG_INF
-    prv[2] = E[0, 0]
+    row = x[0, n] if tnc else x[n, 0]
+    l = 0.0 if log_probs else fr[0, 0]
+    prv[2] = row[ext[0]] - l
     mx = prv[2]
     if sn > 1:
-        prv[3] = E[0, 1]
+        prv[3] = row[ext[1]] - l
         mx = prv[3] if prv[3] > mx else mx
     if mx > NEG_INF:
         prv[2] -= mx
@@ -322,10 +331,13 @@ def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam):
             prv[3] -= mx
         A[0] = mx
     r = al[0]
-    for s in range(sn + 2):
-        r[s] = prv[s]
+    for s in range(sn):
+        r[s] = prv[s + 2]
     for t in range(1, Tn):
-        e = E[t]
+        row = x[t, n] if tnc else x[n, t]
+        l = 0.0 if log_probs else fr[t, 0]
+        for j in range(sn):
+            e[j] = row[ext[j]] - l
         for s in range(sn):
             cur[s + 2] = lse3(prv[s + 2], prv[s + 1], prv[s] + sk[s]) + e[s]
         mx = cur[2]
@@ -336,45 +348,41 @@ def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam):
         if mx > NEG_INF:
             A[t] += mx
         else:
-            mx = dt
+            mx = 0.0
         r = al[t]
-        for s in range(sn + 2):
-            v = cur[s] - mx
-            cur[s] = v
+        for s in range(sn):
+            v = cur[s + 2] - mx
+            cur[s + 2] = v
             r[s] = v
         prv, cur = cur, prv
     fin = al[Tn - 1]
-    lp = A[Tn - 1] + math.log(math.exp(np.float64(fin[sn + 1]))
-                              + math.exp(np.float64(fin[sn])))
+    fa = fin[sn - 1]
+    fb = fin[sn - 2] if sn > 1 else NEG_INF
+    fm = fa if fa > fb else fb
+    if fa != fa or fb != fb:
+        lp = fa + fb  # NaN
+    elif fm == NEG_INF:
+        lp = NEG_INF  # no alignment
+    else:
+        lp = A[Tn - 1] + fm + math.log(math.exp(fa - fm) + math.exp(fb - fm))
     if want_grad and math.isfinite(lp):
-        bn = np.empty(smax + 2, gam.dtype)
-        bc = np.empty(smax + 2, gam.dtype)
-        t = Tn - 1
+        bn = np.empty(smax + 2)     # β rows with two −inf pads behind: bn[s] is s
+        bc = np.empty(smax + 2)
         for s in range(smax + 2):
             bn[s] = NEG_INF
-        e = E[t]
-        bn[sn - 1] = e[sn - 1]
-        mb = bn[sn - 1]
-        if sn > 1:
-            bn[sn - 2] = e[sn - 2]
-            mb = bn[sn - 2] if bn[sn - 2] > mb else mb
+            bc[s] = NEG_INF
         B = 0.0
-        if mb > NEG_INF:
-            bn[sn - 1] -= mb
-            if sn > 1:
-                bn[sn - 2] -= mb
-            B = np.float64(mb)
-        off = A[t] + B - lp
-        r = al[t]
-        g = gam[t]
-        for s in range(sn):
-            g[s] = exp_fn(r[s + 2] + bn[s] - e[s] + off)
-        for t in range(Tn - 2, -1, -1):
-            e = E[t]
-            for s in range(sn):
-                bc[s] = lse3(bn[s], bn[s + 1], bn[s + 2] + sk[s + 2]) + e[s]
-            bc[sn] = NEG_INF
-            bc[sn + 1] = NEG_INF
+        for t in range(Tn - 1, -1, -1):
+            row = x[t, n] if tnc else x[n, t]
+            l = 0.0 if log_probs else fr[t, 0]
+            for j in range(sn):
+                e[j] = row[ext[j]] - l
+            if t == Tn - 1:
+                for s in range(sn):
+                    bc[s] = e[s] if s >= sn - 2 else NEG_INF
+            else:
+                for s in range(sn):
+                    bc[s] = lse3(bn[s], bn[s + 1], bn[s + 2] + sk[s + 2]) + e[s]
             mb = bc[0]
             for s in range(1, sn):
                 v = bc[s]
@@ -387,6 +395,8 @@ def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam):
             r = al[t]
             g = gam[t]
             for s in range(sn):
-                g[s] = exp_fn(r[s + 2] + bc[s] - e[s] + off)
+                # α and β both hold the emission; where it is −inf, γ is 0 (not −inf + inf)
+                v = exp_fn(r[s] + bc[s] - e[s] + off)
+                g[s] = v if e[s] > NEG_INF else 0.0
             bn, bc = bc, bn
     return -lp

@@ -9,18 +9,61 @@ only what is asked for.
 
 The loop runs over blocks of ``BLK`` elements in parallel; inside a block the sum and the
 invalid-label count accumulate in the array dtype (so the loop is all-float32 for float32
-input and LLVM vectorizes it at full width), and the block sums are added in float64.
+input and LLVM vectorizes it at full width); each block stores its sum in an array and the
+block sums are added in float64, in block order, after the parallel loop.  No ``prange``
+reduction variable: the result does not depend on the scheduler or the thread count, and
+the serial twin (``parallel=False``) computes the same blocks in the same order.
 Indices are unsigned: with a signed index starting at an unknown ``lo`` Numba emits a
 negative-index wraparound select per access, which turned the loads into gathers (10x slower).
+
+Address independence: a loop that loads the inputs and stores into the caller's buffers
+gets a run-time alias check from LLVM's vectorizer, and outputs within a vector's reach of
+an input (``out=pred`` in place, adjacent small allocations) then run the scalar loop, whose
+sum and per-element polynomials differ in their last bits.  With outputs, each chunk of
+``CH`` elements is therefore computed into stack arrays (``stack_empty``: no alias check,
+the path depends on the length only) and then copied out while summing.
 """
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 loss_fn = None   # bound per loss: (x, y, a, b, c) -> (value, grad, hess)
 check_fn = None  # bound per loss: (x, y, a, b, c) -> bool, False for an invalid label
 FT = None        # bound: numba.float32 or numba.float64
 
 BLK = 2048
+CH = 512     # elements per stack-staged chunk of a block (see ew_kernel)
+
+
+@intrinsic(prefer_literal=True)
+def stack_empty(typingctx, size, dtype):
+    """A 1-D array of ``size`` (a literal) elements of ``dtype`` on the stack of the running
+    function (an ``alloca`` in its entry block; per thread inside a ``prange``).  LLVM knows
+    a local that does not escape aliases no argument, so a loop that loads inputs and
+    stores only into such arrays is vectorized without a run-time alias check."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    ty = getattr(dtype, "dtype", dtype)
+    if not isinstance(ty, types.Float):
+        return None
+    n = size.literal_value
+    arrty = types.Array(ty, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        lt = context.get_data_type(ty)
+        ptr = cgutils.alloca_once(builder, lt, size=n)
+        ptr.align = 64    # whole cache lines: vector stores never straddle two
+        ary = context.make_array(arrty)(context, builder)
+        itemsize = context.get_abi_sizeof(lt)
+        context.populate_array(ary, data=ptr,
+                               shape=[context.get_constant(types.intp, n)],
+                               strides=[context.get_constant(types.intp, itemsize)],
+                               itemsize=context.get_constant(types.intp, itemsize),
+                               meminfo=None)
+        return ary._getvalue()
+
+    return arrty(size, dtype), codegen
 
 
 def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h):
@@ -32,30 +75,70 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h):
     nb = (n + BLK - 1) // BLK
     zero = FT(0.0)
     one = FT(1.0)
-    s = 0.0
-    bad = 0.0
+    ps = np.empty(nb)   # block sums and counts, added in block order after the loop
+    pb = np.empty(nb)
     for blk in prange(nb):
         lo = blk * BLK
         hi = min(lo + BLK, n)
         t = zero
         tb = zero
-        for i0 in range(lo, hi):
-            i = np.uint64(i0)  # unsigned: no negative-index wraparound, so loads vectorize
-            xi = x[i]
-            yi = y[i]
-            v, g, h = loss_fn(xi, yi, a, b, c)
-            tb += zero if check_fn(xi, yi, a, b, c) else one
-            wi = ws
-            if w is not None:
-                wi = w[i] * ws
-            v = FT(v * wi)
-            if out_l is not None:
-                out_l[i] = v
-            if out_g is not None:
-                out_g[i] = g * (wi * gscale)
-            if out_h is not None:
-                out_h[i] = h * (wi * gscale)
-            t += v
-        s += t
-        bad += tb
+        if out_l is None and out_g is None and out_h is None:
+            # value only: one loop, no stores (so no run-time alias check either)
+            for i0 in range(lo, hi):
+                i = np.uint64(i0)  # unsigned: no negative-index wraparound, loads vectorize
+                xi = x[i]
+                yi = y[i]
+                v, g, h = loss_fn(xi, yi, a, b, c)
+                tb += zero if check_fn(xi, yi, a, b, c) else one
+                wi = ws
+                if w is not None:
+                    wi = w[i] * ws
+                t += FT(v * wi)
+        else:
+            # A loop that loads the inputs and stores into the caller's buffers gets a
+            # run-time alias check from LLVM: outputs within a vector's reach of an input
+            # (adjacent small allocations, out=pred in place) run the scalar loop, whose
+            # sum and whose per-element math (the vectorized exp/log polynomials) differ
+            # in their last bits from the vector loop's.  So per chunk: (1) compute into
+            # stack arrays (no alias check: always the same path for a given length), then
+            # (2) copy them to the outputs (bit exact on either path) while summing the
+            # values (loads from the stack arrays only).
+            sv = stack_empty(CH, FT)
+            sg = stack_empty(CH, FT)
+            sh = stack_empty(CH, FT)
+            for c0 in range(lo, hi, CH):
+                m = min(c0 + CH, hi) - c0
+                for j0 in range(m):
+                    j = np.uint64(j0)
+                    i = np.uint64(c0 + j0)
+                    xi = x[i]
+                    yi = y[i]
+                    v, g, h = loss_fn(xi, yi, a, b, c)
+                    tb += zero if check_fn(xi, yi, a, b, c) else one
+                    wi = ws
+                    if w is not None:
+                        wi = w[i] * ws
+                    sv[j] = FT(v * wi)
+                    if out_g is not None:
+                        sg[j] = g * (wi * gscale)
+                    if out_h is not None:
+                        sh[j] = h * (wi * gscale)
+                for j0 in range(m):
+                    j = np.uint64(j0)
+                    i = np.uint64(c0 + j0)
+                    v = sv[j]
+                    if out_l is not None:
+                        out_l[i] = v
+                    if out_g is not None:
+                        out_g[i] = sg[j]
+                    if out_h is not None:
+                        out_h[i] = sh[j]
+                    t += v
+        ps[blk] = t
+        pb[blk] = tb
+    s = 0.0
+    bad = 0.0
+    for blk in range(nb):
+        s += ps[blk]
+        bad += pb[blk]
     return s, int(bad)

@@ -19,7 +19,9 @@ array dtype (``FT``) so that the gradient loop stays in that dtype.
 
 ``KEEP`` (losses with an ``f3k``, the softmax ones): phase 2 also stores each element's
 first term ``exp(x − m)`` in the first gradient buffer and phase 3 finishes it in place,
-so each element costs one ``exp`` instead of two.  Both kernels share this through
+so each element costs one ``exp`` instead of two (phase 2 keeps them in a stack array while
+summing and then copies them, so that its sums do not depend on gA's address; see
+``_rowsums``).  Both kernels share this through
 ``_rowsums``/``_rowgrad``.  (A chunk-local online maximum, which would read the logits
 once instead of twice, measured no faster here: the exp pass is compute bound.)
 """
@@ -28,6 +30,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .elementwise import stack_empty
 
 f1 = None           # bound per loss (see fastloss._math.rowwise)
 f2 = None
@@ -82,7 +86,9 @@ def _rowmax(a, b, lo, hi, k):
 
 def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
     """Σ_j f2(...) over [lo, hi): dtype partial sums per block of BLK, float64 across.
-    With ``KEEP`` (and a gradient wanted) each element's first term is stored in gA."""
+    With ``KEEP`` (and a gradient wanted) each element's first term is kept in a stack
+    array while summing and then copied to gA: the sums never run in a loop that stores
+    into a caller's buffer (whose vector/scalar path would depend on its address)."""
     one = FT(1.0)
     s0 = 0.0
     s1 = 0.0
@@ -96,19 +102,40 @@ def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
         t2 = FT(0.0)
         t3 = FT(0.0)
         t4 = FT(0.0)
-        for j in range(j0, j1):
-            u = np.uint64(j)
-            wj = one
-            if HAS_CW:
-                wj = CW[u]
-            v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
-            if KEEP and gA is not None:
-                gA[i, u] = v0
-            t0 += v0
-            t1 += v1
-            t2 += v2
-            t3 += v3
-            t4 += v4
+        if KEEP and gA is not None:
+            # A loop that loads the inputs and stores into gA gets a run-time alias check
+            # from LLVM: a gA row within a vector's reach of an input row runs the scalar
+            # loop, whose sums (and possibly its exp polynomial) differ in their last bits
+            # from the vector loop's.  So (1) sum, keeping the first terms in a stack array
+            # (no alias check: the same path for a given length), then (2) copy them to
+            # gA (bit exact on either path).
+            sv = stack_empty(BLK, FT)
+            for j in range(j0, j1):
+                u = np.uint64(j)
+                wj = one
+                if HAS_CW:
+                    wj = CW[u]
+                v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
+                sv[np.uint64(j - j0)] = v0
+                t0 += v0
+                t1 += v1
+                t2 += v2
+                t3 += v3
+                t4 += v4
+            for j in range(j0, j1):
+                gA[i, np.uint64(j)] = sv[np.uint64(j - j0)]
+        else:
+            for j in range(j0, j1):
+                u = np.uint64(j)
+                wj = one
+                if HAS_CW:
+                    wj = CW[u]
+                v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
+                t0 += v0
+                t1 += v1
+                t2 += v2
+                t3 += v3
+                t4 += v4
         s0 += t0
         s1 += t1
         s2 += t2

@@ -15,6 +15,7 @@ from math import exp, log, log1p  # noqa: F401  (rebound per target)
 import numpy as np
 
 expn = exp  # exp of an argument <= 0; rebound per target (see fastloss._compile)
+log1pu = log1p  # log1p of an argument in [0, 1]; rebound per target (cheaper on the CPU)
 
 NEG_INF = float("-inf")
 # exp() arguments below LO are flushed: e^LO = 1.6e-38 is the smallest normal float32, and
@@ -37,7 +38,7 @@ def clamp_lo(d):
 def logaddexp(a, b):
     """log(e^a + e^b); −inf when both are −inf; NaN propagates."""
     m = max2(a, b)
-    r = m + log1p(expn(clamp_lo(-abs(a - b))))
+    r = m + log1pu(expn(clamp_lo(-abs(a - b))))
     return r if m > NEG_INF else m + (a + b)  # -inf, or NaN when max2 dropped one
 
 

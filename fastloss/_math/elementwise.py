@@ -10,30 +10,66 @@ decorated function here.
 
 The code is branch-free where it matters (``a if cond else b`` compiles to a select that
 LLVM vectorizes) and written so that NaN inputs propagate: comparisons with NaN are false,
-so every select routes NaN to the arm that carries it, or adds ``0 * d``.
+so every select routes NaN to the arm that carries it, or adds ``nan_of(d)`` (0, or the
+NaN).  ±inf inputs give the mathematical limit: a zero weight times an infinite term is 0
+(``xmul``, ``wmul``, ``wdiv``), never ``0 * inf = NaN``.  Losses that are non-negative in exact
+arithmetic are computed as sums of non-negative terms, so rounding and overflow never make
+them negative.
+
+The kernels compile with the ``reassoc`` fast-math flag (it vectorizes their sums): where
+regrouping would change a result -- a small ``eps`` added to a difference, a difference of
+nearly equal terms -- the math uses ``sadd``/``ssub``, which are evaluated as written
+(:mod:`fastloss._math.strict`).
 
 Subgradients at kinks: ``absolute_error`` uses 0 at ``d = 0``; ``hinge`` and
 ``squared_hinge`` use 0 at the margin; ``quantile`` uses ``-q`` at ``d = 0`` (as
 scikit-learn's ``PinballLoss``).
 """
 from math import copysign, exp, log, log1p
+from operator import add as sadd, sub as ssub  # noqa: F401  (strict on the CPU targets)
 
 from .spec import Param, elementwise
 
 expn = exp  # exp of an argument <= 0; rebound per target (see fastloss._compile)
+log1pu = log1p  # log1p of an argument in [0, 1]; rebound per target (cheaper on the CPU)
 
 LN2 = 0.6931471805599453
 LOG_2PI = 1.8378770664093453
+INF = float("inf")
 
 
 # --- helpers (compiled alongside the losses) -------------------------------------------
 
-def softplus_sigmoid(x):
-    """(log(1 + e^x), 1 / (1 + e^-x)), stable for |x| up to float max, from one exponential
-    e^-|x| (the compiler does not merge the exponentials of two separate helpers)."""
+def sigmoid_parts(x):
+    """(log1p(e^-|x|), σ(x), 1 - σ(x)) from one exponential; both probabilities are
+    computed directly (no ``1 - p`` cancellation), so they are accurate for any |x|."""
     e = expn(-abs(x))
     r = 1.0 / (1.0 + e)
-    return max(x, 0.0) + log1p(e), (r if x >= 0 else e * r)
+    er = e * r
+    pos = x >= 0
+    return log1pu(e), (r if pos else er), (er if pos else r)
+
+
+def nan_of(d):
+    """0, or NaN when ``d`` is NaN: added to a result to propagate NaN (``0 * d`` would
+    turn an infinite ``d`` into NaN)."""
+    return 0.0 if d == d else d
+
+
+def xmul(w, z):
+    """w * z with 0 * ±inf = 0 (a term with zero weight vanishes); NaN stays NaN."""
+    return 0.0 if ((w == 0.0 and z == z) or (z == 0.0 and w == w)) else w * z
+
+
+def wmul(w, z):
+    """w * z, 0 for a zero weight w even when z is ±inf (or NaN: callers whose NaN
+    inputs reach the result through another term; one compare instead of xmul's four)."""
+    return 0.0 if w == 0.0 else w * z
+
+
+def wdiv(w, z):
+    """w / z, 0 for a zero w (the limit of a vanishing term; same NaN caveat as wmul)."""
+    return 0.0 if w == 0.0 else w / z
 
 
 def powpos(u, a):
@@ -73,14 +109,14 @@ def ok_unit_both(x, y, a, b, c):
 def absolute_error(x, y, a, b, c):
     """L1 loss |d|, d = pred - target (MAE; TF-Slim ``absolute_difference``)."""
     d = x - y
-    return abs(d), sign0(d), 0.0 * d
+    return abs(d), sign0(d), nan_of(d)
 
 
 @elementwise(hessian=True, formula="(pred - target)^2")
 def squared_error(x, y, a, b, c):
     """Squared error d² (no ½ factor; MXNet Gluon's ``L2Loss`` applies its own ½)."""
     d = x - y
-    return d * d, 2.0 * d, 2.0 + 0.0 * d
+    return d * d, 2.0 * d, 2.0 + nan_of(d)
 
 
 @elementwise(params=(Param("delta", 1.0, ">0"),), hessian=True,
@@ -91,8 +127,8 @@ def huber(x, y, delta, b, c):
     ad = abs(d)
     small = ad <= delta
     v = 0.5 * d * d if small else delta * (ad - 0.5 * delta)
-    g = d if small else delta * d / ad
-    h = (1.0 if small else 0.0) + 0.0 * d
+    g = d if not (ad > delta) else (delta if d > 0 else -delta)   # NaN stays, ±inf: ±delta
+    h = (1.0 if small else 0.0) + nan_of(d)
     return v, g, h
 
 
@@ -108,7 +144,7 @@ def smooth_l1(x, y, beta, b, c):
     small = ad < beta
     v = 0.5 * d * d / beta if small else ad - 0.5 * beta
     g = d / beta if small else sign0(d)
-    h = (1.0 / beta if small else 0.0) + 0.0 * d
+    h = (1.0 / beta if small else 0.0) + nan_of(d)
     return v, g, h
 
 
@@ -123,12 +159,18 @@ def log_cosh(x, y, a, b, c):
     ad = abs(d)
     e = expn(-2.0 * ad)
     d2 = d * d
+    small = ad < 0.125
     taylor = d2 * (0.5 - d2 * (1.0 / 12.0 - d2 * (1.0 / 45.0 - d2 * (17.0 / 2520.0 - d2 * (
-        31.0 / 14175.0 - d2 * (691.0 / 467775.0 - d2 * (5461.0 / 6081075.0)))))))
-    v = taylor if ad < 0.125 else ad + log1p(e) - LN2
+        31.0 / 14175.0 - d2 * (691.0 / 935550.0 - d2 * (10922.0 / 42567525.0)))))))
+    v = taylor if small else ad + log1pu(e) - LN2
     r = 1.0 / (1.0 + e)
+    # tanh d: (1 - e) / (1 + e) cancels for small |d| (1.00000008e-10 at d = 1e-10, 0 at
+    # 1e-138); below 1/8 its Taylor series (relative error < 1e-17 there)
+    tt = d * (1.0 - d2 * (1.0 / 3.0 - d2 * (2.0 / 15.0 - d2 * (17.0 / 315.0 - d2 * (
+        62.0 / 2835.0 - d2 * (1382.0 / 155925.0 - d2 * (21844.0 / 6081075.0 - d2 * (
+            929569.0 / 638512875.0))))))))
     t = (1.0 - e) * r             # tanh|d|
-    g = copysign(t, d) if d == d else d
+    g = tt if small else (copysign(t, d) if d == d else d)
     return v, g, 4.0 * e * r * r
 
 
@@ -138,8 +180,8 @@ def quantile(x, y, q, b, c):
     """Pinball loss of quantile ``q``; subgradient ``-q`` at ``pred == target``."""
     d = x - y
     v = -q * d if d <= 0 else (1.0 - q) * d
-    g = (-q if d <= 0 else 1.0 - q) + 0.0 * d
-    return v, g, 0.0 * d
+    g = (-q if d <= 0 else 1.0 - q) + nan_of(d)
+    return v, g, nan_of(d)
 
 
 # --- binary classification on logits -------------------------------------------------------
@@ -154,27 +196,33 @@ def sigmoid_binary_cross_entropy(x, y, pw, s, c):
     ``label_smoothing`` s moves labels toward ½ (optax, TF): y' = y(1 - s) + s/2.
     """
     ys = y * (1.0 - s) + 0.5 * s
-    cw = 1.0 + (pw - 1.0) * ys
-    sp, p = softplus_sigmoid(x)
-    v = cw * sp - pw * ys * x
-    g = cw * p - pw * ys
-    h = cw * p * (1.0 - p)
+    yn = (1.0 - y) * (1.0 - s) + 0.5 * s        # 1 - y', never below 0 by rounding
+    wp = pw * ys
+    cw = yn + wp                                # 1 + (pw - 1) y'
+    l1, p, q = sigmoid_parts(x)
+    # cw softplus(x) - pw y' x = cw log1p(e^-|x|) + (1 - y') x⁺ + pw y' x⁻: all terms >= 0
+    lin = wmul(yn if x >= 0 else wp, abs(x))    # NaN x: l1 carries it
+    v = cw * l1 + lin
+    g = yn * p - wp * q                         # cw σ(x) - pw y'
+    h = cw * p * q
     return v, g, h
 
 
-@elementwise(params=(Param("alpha", 0.25, "any"), Param("gamma", 2.0, ">=0")),
+@elementwise(params=(Param("alpha", 0.25, "alpha"), Param("gamma", 2.0, ">=0")),
              hessian=True, check=ok_unit_target, target_domain="[0, 1]",
              formula="alpha_t (1 - p_t)^gamma bce(x, y)")
 def sigmoid_focal(x, y, alpha, gamma, c):
     """Focal loss on logits (Lin et al. 2017), as torchvision's ``sigmoid_focal_loss``.
 
-    p = σ(x), p_t = p y + (1-p)(1-y), α_t = α y + (1-α)(1-y) (1 when α < 0).
+    p = σ(x), p_t = p y + (1-p)(1-y), α_t = α y + (1-α)(1-y) (1 when α < 0);
+    ``alpha`` must be in [0, 1], or negative (no weighting), so the loss is never negative.
     """
-    sp, p = softplus_sigmoid(x)
-    q = p * (1.0 - p)
-    ce = sp - x * y
-    dce = p - y
-    u = 1.0 - (p * y + (1.0 - p) * (1.0 - y))
+    l1, p, pm = sigmoid_parts(x)
+    q = p * pm
+    yn = 1.0 - y
+    ce = l1 + wmul(yn if x >= 0 else y, abs(x))  # bce(x, y) >= 0, no cancellation
+    dce = p * yn - pm * y                       # p - y
+    u = p * yn + pm * y                         # 1 - p_t
     sg = 2.0 * y - 1.0
     f = powpos(u, gamma)
     # u^(gamma-1), u^(gamma-2) appear multiplied by q; at u = 0 (p_t = 1) their terms vanish
@@ -183,10 +231,11 @@ def sigmoid_focal(x, y, alpha, gamma, c):
     fm2 = fm1 * ui
     df = -gamma * fm1 * sg * q
     d2f = -gamma * sg * (q * (1.0 - 2.0 * p) * fm1 - (gamma - 1.0) * sg * q * q * fm2)
-    at = alpha * y + (1.0 - alpha) * (1.0 - y) if alpha >= 0 else 1.0
-    v = at * ce * f
-    g = at * (dce * f + ce * df)
-    h = at * (q * f + 2.0 * dce * df + ce * d2f)
+    at = alpha * y + (1.0 - alpha) * yn if alpha >= 0 else 1.0
+    # ce is infinite at x = ±inf where df, d2f vanish exponentially: their products -> 0
+    v = wmul(at * f, ce)      # at·f = 0 (a zero weight, p_t = 1): 0 even where ce = inf
+    g = at * (dce * f + wmul(df, ce))
+    h = at * (q * f + 2.0 * dce * df + wmul(d2f, ce))
     return v, g, h
 
 
@@ -204,12 +253,17 @@ def binary_cross_entropy(x, y, eps, clip, c):
     inside = (x >= lo) and (x <= hi)
     pc = x if inside else (lo if x < lo else (hi if x > hi else x))  # NaN stays
     add = 0.0 if clip else eps
-    p1 = pc + add
-    q1 = 1.0 - pc + add
-    v = -(y * log(p1) + (1.0 - y) * log(q1))
+    p1 = sadd(pc, add)                          # strict: never (pc + 1) - 1 + eps ...
+    q1 = sadd(ssub(1.0, pc), add)
+    yn = 1.0 - y
+    # y log p with 0 log 0 = 0 (eps = 0 at the boundary); y and 1 - y are never both 0,
+    # so a NaN p reaches the result through the other term
+    v = -(wmul(y, log(p1)) + wmul(yn, log(q1)))
     live = 1.0 if (inside or not clip) else 0.0
-    g = live * (-y / p1 + (1.0 - y) / q1) + 0.0 * x
-    h = live * (y / (p1 * p1) + (1.0 - y) / (q1 * q1)) + 0.0 * x
+    gy = wdiv(y, p1)
+    gn = wdiv(yn, q1)
+    g = live * (gn - gy)                        # NaN p: NaN through gy or gn
+    h = live * (wdiv(gy, p1) + wdiv(gn, q1))
     return v, g, h
 
 
@@ -221,8 +275,8 @@ def hinge(x, y, margin, b, c):
     """Hinge loss; subgradient 0 at the margin."""
     z = margin - y * x
     v = z if not (z <= 0) else 0.0
-    g = (-y if z > 0 else 0.0) + 0.0 * z
-    return v, g, 0.0 * z
+    g = (-y if z > 0 else 0.0) + nan_of(z)
+    return v, g, nan_of(z)
 
 
 @elementwise(params=(Param("margin", 1.0, "any"),), hessian=True, check=ok_pm1,
@@ -231,7 +285,7 @@ def squared_hinge(x, y, margin, b, c):
     """Squared hinge loss (MXNet Gluon ``SquaredHingeLoss``)."""
     z = margin - y * x
     zp = z if not (z <= 0) else 0.0
-    return zp * zp, -2.0 * y * zp, (2.0 * y * y if z > 0 else 0.0) + 0.0 * z
+    return zp * zp, -2.0 * y * zp, (2.0 * y * y if z > 0 else 0.0) + nan_of(z)
 
 
 @elementwise(hessian=True, check=ok_pm1, target_domain="{-1, +1}",
@@ -239,8 +293,11 @@ def squared_hinge(x, y, margin, b, c):
 def logistic(x, y, a, b, c):
     """Logistic loss softplus(-y x) for labels ±1 (MXNet Gluon ``LogisticLoss``)."""
     z = -y * x
-    sp, s = softplus_sigmoid(z)
-    return sp, -y * s, s * (1.0 - s)
+    e = expn(-abs(z))
+    r = 1.0 / (1.0 + e)
+    s = r if z >= 0 else e * r                 # σ(z)
+    # σ(z) σ(-z) = e r²: s (1 - s) cancelled to 0 at s ≈ 1 (float32 x = -17, float64 -40)
+    return max(z, 0.0) + log1pu(e), -y * s, e * r * r
 
 
 # --- counts -------------------------------------------------------------------------------
@@ -256,11 +313,16 @@ def poisson_nll(x, y, log_input, full, eps):
     """
     ex = exp(x)
     xe = x + eps
-    v_log = ex - y * x
-    v_lin = x - y * log(xe)
-    v = v_log if log_input else v_lin
-    g = ex - y if log_input else 1.0 - y / xe
-    h = ex if log_input else y / (xe * xe)
-    st = y * log(y) - y + 0.5 * (LOG_2PI + log(y))
-    v = v + (st if (full and y > 1.0) else 0.0)
+    lx = x if log_input else log(xe)            # log of the rate
+    st = full and y > 1.0
+    ly = log(y)
+    # ex - y x (+ y log y - y + ½ log(2π y)) = ex + y (log y - 1 - x) + ½ log(2π y): the
+    # y terms grouped, so that a large or infinite target gives its limit, not inf - inf
+    c = (ly - 1.0 if st else 0.0) - lx
+    base = ex if log_input else x
+    v = base + xmul(y, c) + (0.5 * (LOG_2PI + ly) if st else 0.0)
+    v = INF if (x == INF and y == y) else v    # e^x (or x) dominates every other term
+    # y = 0 at x + eps = 0 (log_input=False): the y terms vanish (gradient 1, Hessian 0)
+    g = ex - y if log_input else 1.0 - wdiv(y, xe) + nan_of(xe)
+    h = ex if log_input else wdiv(wdiv(y, xe), xe) + nan_of(xe)
     return v, g, h

@@ -5,6 +5,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
+from .._validate import real_scalar
+
 __all__ = ["Param", "ElementwiseSpec", "elementwise", "ELEMENTWISE", "check_param"]
 
 
@@ -13,7 +17,8 @@ class Param:
     """A numeric loss parameter: name, default and the rule it must satisfy.
 
     Rules: ``"any"`` (finite), ``">0"``, ``">=0"``, ``"open01"`` (0 < v < 1),
-    ``"closed01"`` (0 <= v <= 1), ``"eps"`` (0 <= v < 0.5), ``"bool"``.
+    ``"closed01"`` (0 <= v <= 1), ``"eps"`` (0 <= v < 0.5), ``"alpha"`` (v <= 1: a
+    weight in [0, 1], negative to disable it), ``"bool"``.
     """
 
     name: str
@@ -28,21 +33,26 @@ _RULES = {
     "open01": (lambda v: 0 < v < 1, "in (0, 1)"),
     "closed01": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "eps": (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+    "alpha": (lambda v: v <= 1, "in [0, 1] (or negative, to disable the weighting)"),
 }
 
 
 def check_param(p: Param, value, loss: str) -> float:
-    """Validate one parameter value and return it as a float."""
+    """Validate one parameter value and return it as a float.
+
+    A ``"bool"`` parameter takes ``bool`` or ``numpy.bool_`` only (0, 1, 2 and strings
+    raise ``TypeError``); a number takes ints and floats (Python or NumPy, 0-d arrays
+    too) but not bools, complex numbers, strings or None.
+    """
     if p.rule == "bool":
-        if not isinstance(value, (bool, int)) or isinstance(value, float):
-            raise TypeError(f"{loss}: {p.name} must be a bool, got {value!r}")
-        return 1.0 if value else 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise TypeError(f"{loss}: {p.name} must be a real number, got {value!r}")
-    try:
+        if value is True or value is False or isinstance(value, np.bool_):
+            return 1.0 if value else 0.0
+        raise TypeError(f"{loss}: {p.name} must be a bool (True or False), got {value!r}")
+    t = type(value)
+    if t is float or t is int:
         v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{loss}: {p.name} must be a real number, got {value!r}") from None
+    else:
+        v = real_scalar(value, p.name, loss)
     ok, desc = _RULES[p.rule]
     if not math.isfinite(v) or not ok(v):
         raise ValueError(f"{loss}: {p.name} must be {desc} and finite, got {value!r}")

@@ -64,3 +64,19 @@ def test_cuda_device_array_inputs():
     np.testing.assert_allclose(g.copy_to_host(),
                                vg(x, labels, il, ll, reduction="sum", device="cpu")[1],
                                atol=1e-10)
+
+
+def test_cuda_minus_inf_emissions_give_zero_posterior_not_nan():
+    # a feasible sequence whose logits are -inf for a class at some frames: no path uses
+    # those states, so their gradient entries are 0 (softmax of -inf), never NaN
+    x = np.zeros((1, 4, 3))
+    x[0, :3, 2] = -np.inf
+    vd, gd = vg(x, [[1, 2]], [4], [2], reduction="none", device="cuda")
+    vc, gc = vg(x, [[1, 2]], [4], [2], reduction="none", device="cpu")
+    gd = np.asarray(gd)
+    assert np.isfinite(gd).all()
+    np.testing.assert_allclose(np.asarray(vd), vc, rtol=1e-12)
+    np.testing.assert_allclose(gd, gc, atol=1e-12)
+    # exact value: class 2 only at the last frame (p = 1/3); frames 0-2 (p = 1/2 for blank and
+    # class 1) must collapse to "1": 1bb, b1b, bb1, 11b, b11, 111 -> p = 6/8 * 1/3 = 1/4
+    assert np.isclose(vc[0], np.log(4.0), rtol=1e-12)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A no-op comparison must report no change: the same code is benchmarked twice by asv,
+# recorded under two commit hashes, and `asv compare --factor F` must print no
+# "PERFORMANCE" line (asv prints "PERFORMANCE INCREASED/DECREASED" for a ratio beyond F).
+#
+#   scripts/asv_noop_check.sh [BENCH_REGEX] [FACTOR]      # defaults: Quick 1.1
+#
+# Uses the current environment's Python (asv run --python=same; fastloss importable from
+# it) and the working tree's code for both runs; the two runs are labelled HEAD~1 and HEAD
+# only so that asv compare can name them (results go to a temporary results directory).
+# Needs a quiet machine: on a loaded one, timings drift by more than 10 %.
+set -euo pipefail
+BENCH="${1:-Quick}"
+FACTOR="${2:-1.1}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT/asv_bench"
+A="$(git rev-parse HEAD~1)"
+B="$(git rev-parse HEAD)"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP" "$ROOT/asv_bench/.asv-noop.json"' EXIT
+python - "$TMP" <<'PY'
+import json, sys
+c = json.load(open("asv.conf.json"))
+c["results_dir"] = sys.argv[1] + "/results"
+c["html_dir"] = sys.argv[1] + "/html"
+json.dump(c, open(".asv-noop.json", "w"), indent=1)
+PY
+CONF=(--config .asv-noop.json)
+asv machine --yes "${CONF[@]}" >/dev/null
+for H in "$A" "$B"; do
+  asv run "${CONF[@]}" --python=same --set-commit-hash "$H" -b "$BENCH" --show-stderr
+done
+OUT="$(asv compare "${CONF[@]}" --factor "$FACTOR" "$A" "$B")"
+echo "$OUT"
+if grep -q "PERFORMANCE" <<<"$OUT"; then
+  echo "asv_noop_check: FAILED: the same code compared as changed (factor $FACTOR)" >&2
+  exit 1
+fi
+echo "asv_noop_check: ok: no change reported between two runs of the same code (factor $FACTOR)"
