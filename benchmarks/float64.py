@@ -99,6 +99,7 @@ def main(argv=None):
     import fastloss
     from fastloss.bench import machine_header
 
+    import fastloss._cpu  # noqa: F401  (fastloss's threading layer, before Numba's pool starts)
     if args.threads:
         numba.set_num_threads(args.threads)
     torch.set_num_threads(numba.get_num_threads())

@@ -257,6 +257,8 @@ def main(argv=None):
     n = int(a.rows)
     os.makedirs(a.dir, exist_ok=True)
     import numba
+
+    import fastloss._cpu  # noqa: F401  (fastloss's threading layer, before Numba's pool starts)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     res = {"machine": machine(), "date": when, "rows": n, "chunk": a.chunk,
            "numba_threads": numba.get_num_threads()}

@@ -51,6 +51,9 @@ class LossInfo:
         """Bind ``args``/``kwargs`` as ``signature`` would (by hand: ``Signature.bind`` cost
         about 40 µs per call, half the cost of a call on 1 000 elements) and run."""
         names = self.inputs
+        if _any_pandas(args) or (kwargs and _any_pandas(kwargs.values())):
+            from ._pandas import call   # Series in, Series out; DataFrames refused
+            return call(self, args, kwargs, request)
         if not kwargs and len(args) == len(names):   # the common call: positional inputs
             return self.runner(dict(zip(names, args)), dict(self.params), **self.common,
                                **request)
@@ -78,6 +81,15 @@ class LossInfo:
         return self.runner({n: inputs[n] for n in names}, params, **common, **request)
 
 
+def _any_pandas(values) -> bool:
+    """Whether an argument is a pandas object (by its type's module: pandas is not
+    imported here); see :mod:`fastloss._pandas`."""
+    for v in values:
+        if type(v) is not np.ndarray and type(v).__module__.startswith("pandas"):
+            return True
+    return False
+
+
 LOSSES: dict[str, LossInfo] = {}
 
 
@@ -98,27 +110,115 @@ def register(info: LossInfo) -> Callable:
 
 
 def _docstring(info: LossInfo) -> str:
-    lines = [info.doc or info.name, ""]
-    if info.formula:
-        lines += [f"Per-element loss: {info.formula}", ""]
+    """The numpydoc docstring of a loss, from its registry entry and
+    :mod:`fastloss._doctext` (LaTeX formula, parameter rules, subgradients, example)."""
+    from . import _doctext as T
+
+    name, spec, kind = info.name, info.spec, info.kind
+    doc = (info.doc or name).strip()
+    summary, _, rest = doc.partition("\n\n")
+    lines = [" ".join(summary.split()), ""]
+    if rest.strip():
+        lines += [rest.strip(), ""]
+    latex = getattr(spec, "latex", "") or T.LATEX.get(name, "")
+    per = "Per-row loss" if kind == "rowwise" else "Per-element loss"
+    if latex:
+        lines += [f"{per}:", "", ".. math::", "", f"    {latex}", ""]
+    elif info.formula:
+        lines += [f"{per}: ``{info.formula}``", ""]
+    if name in T.SYMBOLS:
+        lines += [T.SYMBOLS[name], ""]
+    # -- Parameters
     lines += ["Parameters", "----------"]
-    lines += [f"{n} : array" for n in info.inputs]
-    lines += [f"{k} : float, default {v!r}" for k, v in info.params.items()]
+    first = info.inputs[0]
+    for n in info.inputs:
+        if kind == "elementwise":
+            text = T.INPUTS.get(("elementwise", n), "array_like.")
+            dom = spec.pred_domain if n == "pred" else spec.target_domain
+            if dom:
+                text += f" Values in {dom}."
+        elif n == getattr(spec, "labels", None):
+            text = T.INPUTS[("rowwise", "labels", spec.label_kind)].format(first=first)
+        elif getattr(spec, "flatten", False):
+            text = T.INPUTS[("rowwise", "flatten")]
+        elif n == first:
+            text = T.INPUTS[("rowwise", "first")]
+        else:
+            text = T.INPUTS[("rowwise", "float")].format(first=first)
+        if n == getattr(spec, "prob", None):
+            text += " Finite and non-negative."
+        lines += [f"{n} : array_like", f"    {text}"]
+    rules = {p.name: p for p in getattr(spec, "params", ()) if hasattr(p, "rule")}
+    for k, v in info.params.items():
+        p = rules.get(k)
+        if p is not None and p.rule == "bool":
+            lines += [f"{k} : bool, default {v!r}"]
+        elif p is not None:
+            lines += [f"{k} : float, default {v!r}", f"    Must be {T.RULES.get(p.rule, p.rule)}."]
+        else:
+            text = T.PARAMS.get((name, k)) or T.PARAMS.get(k)
+            lines += [f"{k} : {text.split('. ', 1)[0]}" if text else f"{k} : default {v!r}"]
+            if text and ". " in text:
+                lines += [f"    {text.split('. ', 1)[1]}"]
+    batch = ("per element, ``pred``'s shape" if kind == "elementwise" else
+             "per sample, shape (N,)" if getattr(spec, "flatten", False) else
+             f"per row, the batch shape of ``{first}``")
+    wshape = "the per-element losses" if kind == "elementwise" else "the batch shape"
     lines += [
-        "sample_weight : array broadcastable to the per-element losses, optional",
-        "reduction : 'none' | 'sum' | 'mean'. With weights w, 'sum' is Σ w·ℓ and 'mean'",
-        "    is the weighted average Σ w·ℓ / Σ w.",
-        "device : 'auto' | 'cpu' | 'cuda'",
-        "out : optional buffer for the per-element losses",
-        "n_threads : CPU threads for this call: None (fastloss's default, see",
-        "    fastloss.set_num_threads), an int >= 1, or negative (-1: all). Ignored on CUDA.",
-        "stream : CUDA stream (Numba, CuPy, PyTorch or an int handle) for the whole call;",
-        "    default: the inputs' current stream (CuPy, PyTorch), else Numba's default",
-        "    stream. Ignored on the CPU.",
-        "device_result : bool, default False. On CUDA, return a reduced value as a 0-d",
-        "    device array (the inputs' kind) instead of a NumPy scalar: no device-to-host",
-        "    copy, no synchronization; labels outside the domain then give NaN instead of",
-        "    raising. Ignored on the CPU.",
+        "sample_weight : array_like or scalar, optional",
+        f"    Non-negative weights broadcastable to {wshape}. A NaN weight gives a NaN loss.",
+        "reduction : {'none', 'sum', 'mean'}, default 'mean'",
+        f"    'none': the losses {batch} (times the weights); 'sum': Σ w·ℓ; 'mean': the",
+        "    weighted average Σ w·ℓ / Σ w (the plain mean without weights).",
+        "device : {'auto', 'cpu', 'cuda'}, default 'auto'",
+        "    'auto' runs on CUDA when the inputs expose ``__cuda_array_interface__``.",
+        "out : ndarray, optional",
+        "    Buffer for the per-element (per-row) losses of ``reduction='none'``.",
+        "n_threads : int, optional",
+        "    CPU threads for this call: None (fastloss's default, see",
+        "    :func:`fastloss.set_num_threads`), an int >= 1, or negative (-1: all).",
+        "    Ignored on CUDA.",
+        "stream : CUDA stream, optional",
+        "    Numba, CuPy, PyTorch stream or an int handle, for the whole call; default: the",
+        "    inputs' current stream (CuPy, PyTorch), else Numba's default stream. Ignored",
+        "    on the CPU.",
+        "device_result : bool, default False",
+        "    On CUDA, return a reduced value as a 0-d device array (the inputs' kind)",
+        "    instead of a NumPy scalar: no device-to-host copy, no synchronization; labels",
+        "    outside the domain then give NaN instead of raising. Ignored on the CPU.",
+        "",
+        "Returns",
+        "-------",
+        "loss : numpy scalar or ndarray",
+        "    With 'sum' or 'mean', a NumPy scalar of the input dtype (float32 or float64;",
+        "    accumulated in float64). With 'none', an array of the losses, " + batch.split(", ", 1)[1] + ".",
+        "    CUDA inputs give results of the inputs' kind.",
+        "",
+        "Raises",
+        "------",
+        "ValueError",
+        "    Shapes that do not match, labels outside the domain, a parameter that breaks",
+        "    its rule, negative weights. The message names the function and the argument.",
+        "TypeError",
+        "    Non-numeric, complex or masked inputs, unknown keywords.",
+        "",
+        "See Also",
+        "--------",
+        "fastloss.value_and_grad, fastloss.grad" + (", fastloss.grad_and_hessian"
+                                                     if info.has_hessian else ""),
+        "",
+        "Notes",
+        "-----",
+    ]
+    if name in T.SUBGRADIENT:
+        lines += [f"Subgradient: {T.SUBGRADIENT[name]}", ""]
+    diff = ", ".join(f"``{d}``" for d in info.differentiable)
+    lines += [
+        f"Differentiable inputs: {diff}"
+        + (f" (and a diagonal Hessian with respect to ``{info.inputs[0]}`` through"
+           " :func:`fastloss.grad_and_hessian`)." if info.has_hessian else "."),
+        "The gradient is that of the reduced value (of the sum for ``reduction='none'``).",
+        "NaN in gives NaN out; ±inf in gives the mathematical limit where one exists.",
         "",
         "Buffers (``out=``, and ``grad_out=``/``hess_out=`` of the gradient transforms) must",
         "be writable C-contiguous NumPy arrays of the result's shape and dtype. ``out=pred``",
@@ -127,8 +227,34 @@ def _docstring(info: LossInfo) -> str:
         "call that raises leaves them untouched: with buffers, label domains (±1, [0, 1],",
         "non-negative probabilities) are checked by one vectorized pass before the kernel.",
         "Masked arrays raise ``TypeError`` (pass ``a.filled(v)`` and weight the masked",
-        "elements 0). A NaN weight gives a NaN loss; negative weights raise ``ValueError``.",
+        "elements 0).",
+        "",
+        "Examples",
+        "--------",
+        ">>> import numpy as np, fastloss",
     ]
+    call = f"fastloss.value_and_grad(fastloss.{name})"
+    if kind == "elementwise":
+        dom = ("poisson_nll" if name == "poisson_nll" else "prob" if spec.pred_domain
+               else spec.target_domain or "regression")
+        x, y = T.EW_INPUTS.get(dom, T.EW_INPUTS["regression"])
+        lines += [f">>> pred = np.array({x})", f">>> target = np.array({y})"]
+        args, exp = "pred, target", T.EW_EXPECTED.get(name)
+        if exp:
+            lines += [f'>>> fastloss.{name}(pred, target, reduction="none").round(4)', exp[0]]
+            exp = exp[1:]
+    elif name in T.ROW_EXAMPLES:
+        setup, args = T.ROW_EXAMPLES[name]
+        lines += [f">>> {s}" for s in setup]
+        exp = T.ROW_EXPECTED.get(name)
+    else:
+        return "\n".join(lines[:-4])   # no example inputs known: no Examples section
+    lines += [f">>> loss, g = {call}({args})"]
+    if exp:
+        lines += [">>> round(float(loss), 4)", exp[0], ">>> g.round(4)", *exp[1].split("\n")]
+    else:
+        lines += [f">>> g.shape == {args.split(',')[0]}.shape, g.dtype",
+                  "(True, dtype('float64'))"]
     return "\n".join(lines)
 
 
@@ -168,6 +294,37 @@ def value_and_grad(fn, argnums=0):
     ``grad`` is the gradient of the reduced value (of the sum for ``reduction="none"``)
     with respect to input ``argnums`` (a tuple of arrays when ``argnums`` is a tuple),
     same shape and dtype as that input. Accepts ``grad_out=`` for the gradient buffer.
+
+    Parameters
+    ----------
+    fn : callable
+        A fastloss loss function (``fastloss.huber``, ``fastloss.LOSSES[name].func``).
+    argnums : int or tuple of int, default 0
+        The input(s) to differentiate, by position; each must be one of the loss's
+        differentiable inputs (``fastloss.LOSSES[name].differentiable``).
+
+    Returns
+    -------
+    callable
+        ``f(*inputs, **kwargs) -> (value, grad)`` with ``fn``'s signature plus
+        ``grad_out=``; ``value`` is what ``fn`` returns, ``grad`` an array like the
+        differentiated input (a tuple of arrays for a tuple ``argnums``). It pickles with
+        plain :mod:`pickle`.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is not a fastloss loss, or ``argnums`` is not an integer or tuple of them.
+    ValueError
+        ``argnums`` names an input that is out of range or not differentiable.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> loss, g = fastloss.value_and_grad(fastloss.squared_error)(np.array([1.0, 2.0]),
+    ...                                                           np.zeros(2))
+    >>> float(loss), g
+    (2.5, array([1., 2.]))
     """
     return _Transform("value_and_grad", _info(fn).name, argnums)
 
@@ -207,15 +364,64 @@ class _Transform:
 
 
 def grad(fn, argnums=0):
-    """Like :func:`value_and_grad` but returns only the gradient."""
+    """Like :func:`value_and_grad` but returns only the gradient.
+
+    Parameters
+    ----------
+    fn : callable
+        A fastloss loss function.
+    argnums : int or tuple of int, default 0
+        The input(s) to differentiate, by position.
+
+    Returns
+    -------
+    callable
+        ``f(*inputs, **kwargs) -> grad`` with ``fn``'s signature plus ``grad_out=``: the
+        gradient of the reduced value, like the differentiated input (a tuple for a tuple
+        ``argnums``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> fastloss.grad(fastloss.squared_error)(np.array([1.0, 2.0]), np.zeros(2), reduction="sum")
+    array([2., 4.])
+    """
     return _Transform("grad", _info(fn).name, argnums)
 
 
 def grad_and_hessian(fn):
-    """``fn``'s signature, returning ``(grad, diagonal Hessian)`` with respect to ``pred``.
+    """``fn``'s signature, returning ``(grad, diagonal Hessian)`` with respect to its first
+    input (``pred``; the logits of the softmax cross-entropies).
 
-    What gradient-boosting libraries take as a custom objective. Accepts ``grad_out=`` and
-    ``hess_out=`` buffers.
+    What gradient-boosting libraries take as a custom objective: both are of the reduced
+    value (of the sum for ``reduction="none"``), so weights and ``"mean"``'s 1/Σw scale
+    them alike; same shape and dtype as that input. For the softmax cross-entropies the
+    Hessian is the diagonal of the true Hessian w.r.t. the logits, T·p(1 − p) per row.
+    Accepts ``grad_out=`` and ``hess_out=`` buffers.
+
+    Parameters
+    ----------
+    fn : callable
+        A fastloss loss function with a Hessian (``fastloss.LOSSES[name].has_hessian``).
+
+    Returns
+    -------
+    callable
+        ``f(*inputs, **kwargs) -> (grad, hess)``: the gradient and the diagonal of the
+        Hessian of the reduced value with respect to the first input, both like it.
+
+    Raises
+    ------
+    ValueError
+        The loss has no diagonal Hessian.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> g, h = fastloss.grad_and_hessian(fastloss.huber)(np.array([0.5, 3.0]), np.zeros(2),
+    ...                                                  reduction="sum")
+    >>> g, h
+    (array([0.5, 1. ]), array([1., 0.]))
     """
     info = _info(fn)
     if not info.has_hessian:

@@ -28,16 +28,19 @@ PROB_SPACE = True  # False: every sequence takes the log-space path (tests compa
 REDUCTIONS = ("none", "sum", "mean", "mean_batch")
 
 
-def cpu_kernel_for(dtype):
-    """The cached CTC kernel for one dtype (compiled on first call, cached on disk)."""
+def cpu_kernel_for(dtype, logspace=False):
+    """The cached CTC kernel for one dtype (compiled on first call, cached on disk);
+    ``logspace=True``: the kernel of the sequences it leaves to the log-space path, a
+    kernel of its own so that programs that never need it never compile it."""
     from ._cpu import ctc as tmpl
 
     tag = dtype_tag(dtype)
     ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
     bind = {"lse3": ns["logaddexp3"], "exp_fn": ns["exp_"]}
     bind.update(cached(("ctc-helpers", tag, DEBUG), lambda: _helpers(tmpl, bind)))
-    return cpu_kernel(tmpl.ctc_kernel, f"ctc_{tag}", bind,
-                      parallel=not DEBUG, boundscheck=True if DEBUG else None)
+    return cpu_kernel(tmpl.ctc_logspace_kernel if logspace else tmpl.ctc_kernel,
+                      f"ctc_{tag}", bind, parallel=not DEBUG,
+                      boundscheck=True if DEBUG else None)
 
 
 def _helpers(tmpl, bind):
@@ -296,10 +299,19 @@ def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
         skip = np.where(p["skipok"], 0.0, -np.inf).astype(dt)
         skipm = p["skipok"].astype(np.float64)
         ws = _workspace(p["N"], p["T"], p["ext"].shape[1], dt)
-        last_logspace = launch(
-            kern, x, p["tnc"], p["log_probs"], p["ext"], skip, skipm, p["in_len"],
-            p["lab_len"], scale, losses, want_grad, g if want_grad else np.empty((0, 0, 0), dt),
-            *ws, PROB_SPACE, parallel=want_parallel("ctc", x.size, nt), n_threads=nt)
+        lg = np.empty(p["N"], np.uint8)
+        gk = g if want_grad else np.empty((0, 0, 0), dt)
+        par = want_parallel("ctc", x.size, nt)
+        launch(kern, x, p["tnc"], p["log_probs"], p["ext"], skip, skipm, p["in_len"],
+               p["lab_len"], scale, losses, want_grad, gk, *ws, PROB_SPACE, lg,
+               parallel=par, n_threads=nt)
+        idx = np.flatnonzero(lg).astype(np.int64)
+        last_logspace = len(idx)
+        if len(idx):   # the sequences the probability-space path could not take
+            Ep, PS, fr, _ = ws
+            launch(cpu_kernel_for(dt, logspace=True), x, p["tnc"], p["log_probs"], p["ext"],
+                   skip, p["in_len"], p["lab_len"], scale, losses, want_grad, gk, Ep, PS, fr,
+                   idx, parallel=par, n_threads=nt)
     if g is not user_g:
         user_g[...] = g
     return _reduce(losses, p, reduction, wsum, dt), {"logits": user_g}, None
@@ -496,6 +508,13 @@ def _raise_counts(res_h, N, T, C, blank, lshape):
 
 _DOC = """Connectionist temporal classification loss, −log p(labels | logits), per sequence.
 
+.. math::
+
+    \\ell = -\\log \\sum_{\\pi \\in \\mathcal{B}^{-1}(l)} \\prod_t p_t(\\pi_t)
+
+over the alignments π of the frames that collapse to the label sequence l (repeats merged,
+blanks removed), p_t = softmax of frame t's logits.
+
 log_softmax over the class axis is fused in (pass ``log_probs=True`` when ``logits`` are
 already log-probabilities).  ``fastloss.value_and_grad(ctc_loss)`` returns the gradient
 with respect to ``logits``: softmax − γ (γ the posterior occupancy of each class, as
@@ -532,6 +551,27 @@ log_probs : bool, ``logits`` are log-probabilities
 sample_weight : array (N,) or scalar, optional, non-negative
 device : "auto" | "cpu" | "cuda" (decided by where ``logits`` live; labels and lengths
     may live on either side)
+
+Returns
+-------
+loss : numpy scalar or ndarray
+    The reduced loss as a NumPy scalar of ``logits``' dtype, or the (N,) per-sequence
+    losses with ``reduction="none"``.
+
+Examples
+--------
+Uniform logits over 3 classes, 2 frames, label [1]: the alignments (1, 1), (0, 1), (1, 0)
+each have probability 1/9, so the loss is log 3; the gradient is softmax − posterior.
+
+>>> import numpy as np, fastloss
+>>> logits = np.zeros((1, 2, 3))
+>>> loss, g = fastloss.value_and_grad(fastloss.ctc_loss)(
+...     logits, np.array([[1]]), np.array([2]), np.array([1]))
+>>> round(float(loss), 4), round(float(np.log(3)), 4)
+(1.0986, 1.0986)
+>>> g.round(4)
+array([[[-0.    , -0.3333,  0.3333],
+        [-0.    , -0.3333,  0.3333]]])
 """
 
 ctc_loss = register(LossInfo(
@@ -551,6 +591,13 @@ def ctc_greedy_decode(logits, input_lengths, *, blank=0, layout="NTC"):
 
     Returns ``(labels, lengths)``: labels (N, T) int64 padded with -1, lengths (N,) int64.
     Frames past ``input_lengths`` are ignored.  Runs on the host (device inputs are copied).
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (N, T)
+        The decoded labels of each sequence, padded with -1.
+    lengths : ndarray of int64, shape (N,)
+        The number of decoded labels per sequence.
     """
     fn = "ctc_greedy_decode"
     blank = _check_int(blank, "blank", fn)

@@ -106,11 +106,13 @@ def _domain_error(spec, bad: int):
 
 def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="auto", out=None,
         want_grad=False, want_hess=False, grad_out=None, hess_out=None, argnums=(0,),
-        stream=None, device_result=False, n_threads=None):
+        stream=None, device_result=False, n_threads=None, sum_from=None):
     """Value (and gradient / diagonal Hessian w.r.t. ``pred``) of one elementwise loss.
 
     Returns ``(value, {"pred": grad}, hess)``; ``grad`` and ``hess`` refer to the reduced
     value (with ``reduction="none"``, to the sum of the per-element losses).
+    ``sum_from``: a one-element list holding a running float64 total (host only); the
+    kernel continues it (:mod:`fastloss._cpu.fold`) and the new total is stored back.
     """
     fn = spec.name
     check_choice(reduction, REDUCTIONS, "reduction", fn)
@@ -175,7 +177,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
             out_g = next(it) if grad_out is not None else out_g
             out_h = next(it) if hess_out is not None else out_h
     if n == 0:
-        s, bad = 0.0, 0
+        s, bad = (0.0 if sum_from is None else float(sum_from[0])), 0
     else:
         cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
         kern = cpu_kernel_for(spec, dt)
@@ -185,9 +187,12 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
                         None if out_l is None else out_l.reshape(-1),
                         None if out_g is None else out_g.reshape(-1),
                         None if out_h is None else out_h.reshape(-1),
+                        0.0 if sum_from is None else float(sum_from[0]),
                         parallel=cpu.want_parallel("elementwise", n, nt), n_threads=nt)
     if bad:
         raise _domain_error(spec, bad)
+    if sum_from is not None:
+        sum_from[0] = s
     for user, tmp in copies:
         user[...] = tmp
     if copies:

@@ -103,6 +103,11 @@ def prepare(loss, *inputs, sample_weight=None, reduction="mean", n_threads=None,
     ``pred0``); a call checks only ``pred``'s type, shape, dtype and layout.  Bound
     inputs are copied.  ``n_threads=None`` follows :func:`fastloss.set_num_threads` /
     :func:`fastloss.threads` at call time, like the checked call.
+
+    Returns
+    -------
+    Prepared
+        ``f(pred) -> (value, grad)``, the same bits as ``value_and_grad(loss)(pred, ...)``.
     """
     info = _info(loss)
     fn = info.name
@@ -163,7 +168,7 @@ def _build_elementwise(spec, inputs, params, sample_weight, reduction, n_threads
     family_min = _cpu.PARALLEL_MIN["elementwise"]
     if n < family_min:
         probe = (x.reshape(-1), y, w, *scal, np.empty(n, dt) if none else None,
-                 np.empty(n, dt), None)
+                 np.empty(n, dt), None, 0.0)
         ep = _entry(_cpu.serial(kern), probe)
     else:
         ep = None
@@ -174,11 +179,11 @@ def _build_elementwise(spec, inputs, params, sample_weight, reduction, n_threads
         ol = np.empty(shape, dt) if none else None
         if ep is not None:
             s, bad = ep(pred.reshape(-1), y, w, *scal, None if ol is None else ol.reshape(-1),
-                        g.reshape(-1), None)
+                        g.reshape(-1), None, 0.0)
         else:
             nt = resolve(n_threads, fn)
             s, bad = launch(kern, pred.reshape(-1), y, w, *scal,
-                            None if ol is None else ol.reshape(-1), g.reshape(-1), None,
+                            None if ol is None else ol.reshape(-1), g.reshape(-1), None, 0.0,
                             parallel=want_parallel("elementwise", n, nt), n_threads=nt)
         if bad:
             raise err(spec, bad)
@@ -239,7 +244,7 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
     CWp = CWh if has_cw else np.ones(1, dt)
     RWp = rw_h if rw_h is not None else np.ones(N, dt)
     scal = (dt.type(ws), *(dt.type(v) for v in pvals), dt.type(gscale))
-    reduce_, perr = R._reduce, R._prob_error
+    reduce_, perr, fix = R._reduce, R._prob_error, spec.fixup
     nB, nC = len(names) > 1, len(names) > 2
     if N == 0 or D == 0:
         def run(pred, grad_out):
@@ -256,7 +261,7 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
         kern = R.cpu_kernel_for(tag, flags, dt, False)
         A = x.reshape(N, D)
         probe = (A, B0 if nB else A, C0 if nC else A, Kp, YLp, CWp, RWp, *scal,
-                 np.empty(N, dt), np.empty((N, D), dt), None, None)
+                 np.empty(N, dt), np.empty((N, D), dt), None, None, None)
         ep = _entry(_cpu.serial(kern), probe)
 
     def run(pred, grad_out):
@@ -264,7 +269,7 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
         g = np.empty(shape, dt) if grad_out is None else grad_out
         ol = np.empty(N, dt)
         args = (A, B0 if nB else A, C0 if nC else A, Kp, YLp, CWp, RWp, *scal, ol,
-                g.reshape(N, D), None, None)
+                g.reshape(N, D), None, None, None)
         if ep is not None:
             s, bad = ep(*args)
         else:
@@ -277,5 +282,8 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
             s, bad = launch(kern, *args, parallel=par, n_threads=nt)
         if bad:
             raise perr(spec, bad)
+        if fix is not None and s != s:   # rows the kernel leaves to the host (_limits)
+            s = fix(A, B0 if nB else A, YL, ol, (None, g.reshape(N, D)), None, rw_h, ws,
+                    gscale, pvals)
         return reduce_(s, wsum, reduction, ol, batch, dt), g
     return run

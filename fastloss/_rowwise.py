@@ -43,6 +43,7 @@ class RowLoss:
     differentiable: tuple = ()
     params: dict = field(default_factory=dict)
     prepare: object = None        # (params, C, dtype, extras) -> (tag, need_max, (p0..p3))
+    fixup: object = None          # host recomputation of rows the kernel marks NaN (_limits)
     formula: str = ""
     doc: str = ""
 
@@ -111,7 +112,9 @@ def _build_kernel(tag, flags, dtype, chunked):
             "FT": numba.float32 if dt == "f32" else numba.float64, "NEED_MAX": need_max,
             "INT_LABELS": int_labels, "FLOAT_LABELS": float_labels, "HAS_CW": has_cw,
             "FIXK": f"{tag}_fixk" in ns, "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"]),
-            "KEEP": f"{tag}_f3k" in ns, "f3k": ns.get(f"{tag}_f3k")}
+            "KEEP": f"{tag}_f3k" in ns, "f3k": ns.get(f"{tag}_f3k"),
+            "hfin": ns.get(f"{tag}_hfin", ns["no_hfin"]), "h3": ns.get(f"{tag}_h3", ns["no_h3"]),
+            "h3k": ns.get(f"{tag}_h3k", ns["no_h3k"])}
     name = f"{tag}_{dt}" + ("_cw" if has_cw else "")
     bind.update(cached(("row-helpers", name), lambda: _helpers(tmpl, bind)))
     template = tmpl.chunk_kernel if chunked else tmpl.row_kernel
@@ -172,15 +175,21 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         grad_out=None, hess_out=None, stream=None, device_result=False, n_threads=None):
     """Value (and gradients w.r.t. the requested inputs) of one row-wise loss.
 
-    Returns ``(value, {input_name: grad}, None)``; gradients refer to the reduced value
-    (with ``reduction="none"``, to the sum of the per-row losses).
+    Returns ``(value, {input_name: grad}, hess)``; gradients refer to the reduced value
+    (with ``reduction="none"``, to the sum of the per-row losses).  ``want_hess`` (losses
+    whose row math has a Hessian, :func:`has_hessian`): ``hess`` is the diagonal of the
+    Hessian of that value w.r.t. the first input, scaled as its gradient; else None.
     """
     fn = spec.name
     check_choice(reduction, REDUCTIONS, "reduction", fn)
     nt = _threads.resolve(n_threads, fn)
-    if want_hess:
-        raise ValueError(f"{fn} has no Hessian")
     names = spec.floats
+    if want_hess:
+        if not has_hessian(spec):
+            raise ValueError(f"{fn} has no diagonal Hessian")
+        want_grad, argnums = True, (0,)
+    elif hess_out is not None:
+        raise ValueError(f"{fn}: hess_out= is only taken by grad_and_hessian")
     wanted = []
     if want_grad:
         for i in ((argnums,) if isinstance(argnums, int) else argnums):
@@ -226,7 +235,7 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     if where == "cuda" and kind != "host":   # device-resident: checks run on the device
         return _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax,
                                   moved, batch, N, D, dt, kind, reduction, wanted, grad_out,
-                                  out, stream, device_result)
+                                  out, stream, device_result, want_hess, hess_out)
 
     # ---- labels (validated on the host for host inputs)
     K = YL = None
@@ -255,6 +264,8 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
                 raise ValueError(f"{fn}: {spec.labels} must be 1 or -1, found {float(bad):g}")
 
     tag, need_max, pvals, extra = spec.prepare(params, D, dt, K, fn)
+    if want_hess:
+        _check_hessian_tag(spec, tag)
     CWh = extra.get("class_weight")
     has_cw = CWh is not None
     flags = _flags(tag, need_max, spec, has_cw)
@@ -278,7 +289,8 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     if where == "cuda":
         return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
                          K, YL, CWh, rw_h, ws, pvals, gscale, wsum, reduction, wanted,
-                         grad_out, out, stream, device_result)
+                         grad_out, out, stream, device_result, want_hess=want_hess,
+                         hess_out=hess_out)
 
     # ---- host arrays, class axis last, rows flattened
     hs = {}
@@ -296,6 +308,11 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     reads = [hs[n] for n in names] + [YL, rw_h, CWh]
     gbufs = _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D,
                           reads if grad_out is not None else (), keep)
+    hbuf = None
+    if want_hess:   # (stored after the element is read: an input's exact memory is safe)
+        hbuf = _grad_buffers(fn, ["hess"], hess_out, argnums, shape, dt, moved, N, D,
+                             reads if hess_out is not None else (), None,
+                             label="hess_out")["hess"]
     # always an array (N values): one kernel variant fewer per loss, negligible traffic
     out_l = np.empty(N, dt)
     user_l = None
@@ -303,10 +320,15 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         out_l = user_l = check_out(out, batch, dt, "out", fn).reshape(-1)
         users = [("out", out_l)] + [(f"grad_out ({n})" if len(wanted) > 1 else "grad_out",
                                        e[0]) for n, e in gbufs.items() if e[0] is not None]
+        if hbuf is not None and hbuf[0] is not None:
+            users.append(("hess_out", hbuf[0]))
         unalias(fn, users, ())            # buffers sharing memory with each other: error
         if any(np.may_share_memory(out_l, h) for h in reads if h is not None):
             out_l = np.empty(N, dt)       # per-row values are stored while rows are read
-    if spec.prob and tag != "klt" and N * D and (out is not None or grad_out is not None):
+    if hbuf is not None and hbuf[0] is not None and grad_out is not None:
+        unalias(fn, [("grad_out", gbufs[names[0]][0]), ("hess_out", hbuf[0])], ())
+    if spec.prob and tag != "klt" and N * D and (out is not None or grad_out is not None
+                                                 or hess_out is not None):
         # a domain error must leave the caller's buffers as they were: count negative
         # probabilities here (one vectorized pass, only when buffers were passed)
         P = hs[spec.prob]
@@ -317,6 +339,8 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         out_l[:] = 0
         for e in gbufs.values():
             e[1][...] = 0
+        if hbuf is not None:
+            hbuf[1][...] = 0
     else:
         cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
         launch = cpu.launch
@@ -332,17 +356,46 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
                 rw_h if rw_h is not None else np.ones(N, dt), dt.type(ws),
                 *(dt.type(v) for v in pvals), dt.type(gscale), out_l,
                 None if gA is None else gA[1], None if gB is None else gB[1],
-                None if gC is None else gC[1])
+                None if gC is None else gC[1], None if hbuf is None else hbuf[1])
         if chunked:
             args = args + (CHUNK,)
         s, bad = launch(kern, *args, parallel=par, n_threads=nt)
     if bad:
         raise _prob_error(spec, bad)
+    if spec.fixup is not None and s != s and N and D:
+        s = spec.fixup(A, B, YL, out_l, gbufs.get(names[0]), gbufs.get(names[1]), rw_h, ws,
+                       gscale, pvals)
     if user_l is not None and out_l is not user_l:
         user_l[...] = out_l
         out_l = user_l
     grads = {n: _finish_grad(gbufs[n], shape, ax, moved) for n in wanted}
-    return _reduce(s, wsum, reduction, out_l, batch, dt), grads, None
+    hess = None if hbuf is None else _finish_grad(hbuf, shape, ax, moved)
+    return _reduce(s, wsum, reduction, out_l, batch, dt), grads, hess
+
+
+@functools.lru_cache(maxsize=None)
+def _tag_has_hessian(tag):
+    import importlib
+    return hasattr(importlib.import_module(MATH), f"{tag}_h3")
+
+
+def has_hessian(spec) -> bool:
+    """Whether ``spec``'s row math (for its default parameters) has a diagonal Hessian:
+    the row math module defines ``<tag>_h3`` for it."""
+    got = getattr(spec, "_has_hessian", None)
+    if got is None:
+        K = np.zeros(1, np.int64) if spec.label_kind == "int" else None
+        try:
+            tag = spec.prepare(dict(spec.params), 2, np.dtype(np.float64), K, spec.name)[0]
+        except (TypeError, ValueError):
+            tag = ""
+        got = spec._has_hessian = _tag_has_hessian(tag)
+    return got
+
+
+def _check_hessian_tag(spec, tag):
+    if not _tag_has_hessian(tag):
+        raise ValueError(f"{spec.name} has no diagonal Hessian for these parameters")
 
 
 def _device_to_host(a):
@@ -369,27 +422,28 @@ def _keeps(tag):
 
 
 def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D, inputs=(),
-                  keep=None):
+                  keep=None, label="grad_out"):
     """{name: (user-visible array, 2-D kernel buffer, copy kernel buffer to user)} for the
-    requested gradients.  The gradient of ``keep`` never shares memory with ``inputs``."""
+    requested gradients.  The gradient of ``keep`` never shares memory with ``inputs``.
+    ``label``: the buffers' keyword in error messages (``hess_out`` for the Hessian)."""
     outs = {}
     if grad_out is not None:
         if isinstance(grad_out, (tuple, list)):
             if len(grad_out) != len(wanted):
-                raise ValueError(f"{fn}: grad_out must hold {len(wanted)} buffers "
+                raise ValueError(f"{fn}: {label} must hold {len(wanted)} buffers "
                                  f"(one per requested input), got {len(grad_out)}")
             outs = dict(zip(wanted, grad_out))
         else:
             if len(wanted) != 1:
-                raise ValueError(f"{fn}: grad_out must be a tuple of {len(wanted)} buffers")
+                raise ValueError(f"{fn}: {label} must be a tuple of {len(wanted)} buffers")
             outs = {wanted[0]: grad_out}
     res = {}
     given_bufs = []
     for n in wanted:
         given = outs.get(n)
         if given is not None:
-            g = check_out(given, shape, dt, "grad_out", fn)
-            given_bufs.append((f"grad_out ({n})" if len(wanted) > 1 else "grad_out", g))
+            g = check_out(given, shape, dt, label, fn)
+            given_bufs.append((f"{label} ({n})" if len(wanted) > 1 else label, g))
             g2 = g.reshape(N, D)
             # a gradient stored at (row, column) after that element was read: exactly an
             # input of the same layout is safe, unless phase 2 keeps terms in it (keep);
@@ -436,7 +490,8 @@ def _reduce(s, wsum, reduction, out_l, batch, dt):
 
 def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K, YL, CWh,
               rw_h, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out, stream=None,
-              device_result=False, wtot=None, st=None, alloc=None, cwchk=None):
+              device_result=False, wtot=None, st=None, alloc=None, cwchk=None,
+              want_hess=False, hess_out=None):
     """The CUDA path: float inputs stay on the device (a class axis that is not last is
     moved there too: by CuPy / PyTorch for their inputs, by a strided-gather kernel for
     Numba device arrays), the reduction runs on the device, one stream; the only
@@ -445,13 +500,15 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
     device arrays; ``wtot``: the device (Σw, negative weights, invalid labels) of
     :func:`_run_cuda_resident` (then Σw is read on the device); ``cwchk``: the device
     (Σ class weights, invalid class weights) of a device ``class_weight``, whose count
-    joins the single copy."""
+    joins the single copy.  ``want_hess``: the diagonal Hessian w.r.t. the first input
+    too (a kernel variant of its own)."""
     from ._cuda import layout, runtime
     from ._cuda.rowwise import kernel_for, launch_rowwise
 
     fn = spec.name
-    if grad_out is not None or out is not None:
-        raise ValueError(f"{fn}: out= and grad_out= buffers are supported for host arrays only")
+    if grad_out is not None or out is not None or hess_out is not None:
+        raise ValueError(f"{fn}: out=, grad_out= and hess_out= buffers are supported for "
+                         f"host arrays only")
     names = spec.floats
     if st is None:
         st = runtime.resolve_stream(stream, kind, fn)
@@ -486,6 +543,7 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
     up = (lambda a: None if a is None else (alloc.to_device(a) if isinstance(a, np.ndarray)
                                            else a))
     gd = {n: alloc.empty((N, D), dt) for n in wanted}
+    hd = alloc.empty((N, D), dt) if want_hess else None
     mode = {"none": 0, "sum": 1, "mean": 2}[reduction]
     outv = None
     if N == 0 or D == 0:
@@ -497,14 +555,15 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
             outv = (z if kind == "host" else _device.wrap(z, kind, (N,)), z)
     else:
         ns = namespace(MATH, "cuda")
-        kern = kernel_for(tag, ns, flags, dt)
+        kern = kernel_for(tag, ns, flags, dt, hess=want_hess)
         v = (lambda n: gd[n][1] if n in gd else None)
         res, value_d, outv = launch_rowwise(
             kern, alloc, st, dt, dev[names[0]], dev[names[1]] if len(names) > 1 else None,
             dev[names[2]] if len(names) > 2 else None,
             up(K), up(YL), up(CWh), up(rw_h), ws, pvals, gscale, v(names[0]),
             v(names[1]) if len(names) > 1 else None, v(names[2]) if len(names) > 2 else None,
-            reduction == "none", device_result, mode, wsum, wtot, cwchk)
+            reduction == "none", device_result, mode, wsum, wtot, cwchk,
+            gH=None if hd is None else hd[1])
         if cwchk is not None and not device_result:   # one copy of the five values
             both = alloc.view(5, np.float64)
             runtime.copy_on_device(both[0:3], res, st)
@@ -532,26 +591,26 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
         value = value_d.reshape(())
     else:
         value = dt.type(res_h[0])
-    grads = {}
     mshape = _moved_shape(shape, ax) if moved else None
-    for n, g in gd.items():
+
+    def grad_back(g):   # a (native, view) (N, D) buffer in the caller's layout and kind
         if not moved:
-            grads[n] = back(g, shape)
-        elif native_move:
+            return back(g, shape)
+        if native_move:
             gm = g[0].reshape(mshape)
             if kind == "cupy":
                 import cupy
-                grads[n] = cupy.ascontiguousarray(cupy.moveaxis(gm, -1, ax))
-            else:
-                grads[n] = gm.movedim(-1, ax).contiguous()
-        elif kind == "host":
+                return cupy.ascontiguousarray(cupy.moveaxis(gm, -1, ax))
+            return gm.movedim(-1, ax).contiguous()
+        if kind == "host":
             h = np.moveaxis(runtime.copy_to_host(g[1], st).reshape(mshape), -1, ax)
-            grads[n] = np.ascontiguousarray(h)
-        else:   # moved back on the device
-            nat, _ = layout.permute(alloc, st, g[1].reshape(N * D), mshape,
-                                    layout.axis_back_perm(ndim, ax), dt)
-            grads[n] = nat.reshape(shape)
-    return value, grads, None
+            return np.ascontiguousarray(h)
+        nat, _ = layout.permute(alloc, st, g[1].reshape(N * D), mshape,   # on the device
+                                layout.axis_back_perm(ndim, ax), dt)
+        return nat.reshape(shape)
+
+    grads = {n: grad_back(g) for n, g in gd.items()}
+    return value, grads, (None if hd is None else grad_back(hd))
 
 
 def _cuda_count_error(spec, bad, D):
@@ -570,7 +629,7 @@ def _cuda_count_error(spec, bad, D):
 
 def _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax, moved, batch,
                        N, D, dt, kind, reduction, wanted, grad_out, out, stream,
-                       device_result):
+                       device_result, want_hess=False, hess_out=None):
     """CUDA with device-resident labels and sample weights: their checks (class range,
     ``ignore_index``, ±1 values, signs) and the denominator of ``"mean"`` (Σ over counted
     rows of class weight × sample weight) run in a device kernel
@@ -626,6 +685,8 @@ def _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax, m
     # the parameters (labels are checked below, on the device)
     tag, need_max, pvals, extra = spec.prepare(
         params, D, dt, np.zeros(0, np.int64) if lmode == 0 else None, fn)
+    if want_hess:
+        _check_hessian_tag(spec, tag)
     CWh = extra.get("class_weight")
     if CWdev is not None:
         CWh = CWdev
@@ -669,7 +730,7 @@ def _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax, m
         gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
     return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K,
                      YL, CWh, SW, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out,
-                     stream, device_result, wtot, st, alloc, cwchk)
+                     stream, device_result, wtot, st, alloc, cwchk, want_hess, hess_out)
 
 
 # --------------------------------------------------------------- the losses' parameters
@@ -735,6 +796,13 @@ def _prep_cemb(params, D, dt, K, fn):
     return "cemb", False, (margin, eps, 0.0, 0.0), {}
 
 
+def _fix_cemb(A, B, YL, out_l, gA, gB, rw, ws, gscale, pvals):
+    from ._limits import cosine_embedding_rows
+    return cosine_embedding_rows(A, B, YL, out_l, None if gA is None else gA[1],
+                                 None if gB is None else gB[1], rw, ws, gscale,
+                                 float(pvals[0]), float(pvals[1]))
+
+
 def _prep_cdist(params, D, dt, K, fn):
     return "cdist", False, (0.0, 0.0, 0.0, 0.0), {}
 
@@ -762,7 +830,11 @@ _add(name="softmax_cross_entropy", order=("logits", "labels"), floats=("logits",
      doc="Softmax cross-entropy with dense (probability) labels along ``axis`` "
          "(TF ``softmax_cross_entropy``; label smoothing as TF: y·(1−s) + s/C; labels must be "
          "finite and non-negative). "
-         "Gradients w.r.t. logits and labels (−(1−s)·log softmax).")
+         "Gradients w.r.t. logits and labels (−(1−s)·log softmax). "
+         "``grad_and_hessian``: the gradient w.r.t. the logits and the diagonal of the true "
+         "Hessian (Σ_c y'_c)·p_k(1 − p_k), p = softmax(logits), per row, scaled as the "
+         "gradient (sample weight; 1/Σw for 'mean'); the full Hessian is "
+         "(Σy')·(diag(p) − p pᵀ).")
 _add(name="softmax_cross_entropy_with_integer_labels", order=("logits", "labels"),
      floats=("logits",), labels="labels", label_kind="int", axis=True,
      differentiable=("logits",),
@@ -771,7 +843,12 @@ _add(name="softmax_cross_entropy_with_integer_labels", order=("logits", "labels"
      formula="(1-s) w_y (lse(x) - x_y) + (s/C) Σ_c w_c (lse(x) - x_c)",
      doc="Softmax cross-entropy with integer class labels (PyTorch ``cross_entropy``): "
          "``class_weight`` (C,), ``label_smoothing``, ``ignore_index`` rows contribute 0 with "
-         "0 gradient; 'mean' divides by the summed (sample × class) weights of counted rows.")
+         "0 gradient; 'mean' divides by the summed (sample × class) weights of counted rows. "
+         "``grad_and_hessian``: the gradient w.r.t. the logits and the diagonal of the true "
+         "Hessian T·p_k(1 − p_k), p = softmax(logits), T = (1−s)·w_y + (s/C)·Σ_c w_c (the "
+         "row's weight of log-sum-exp; 1 without weights and smoothing), scaled as the "
+         "gradient (sample weight; 1/Σw for 'mean'); ignored rows give 0. The full Hessian "
+         "is T·(diag(p) − p pᵀ).")
 _add(name="kl_divergence", order=("log_probs", "target"), floats=("log_probs", "target"),
      axis=True, prob="target", differentiable=("log_probs", "target"),
      params={"axis": -1, "log_target": False}, prepare=_prep_kl,
@@ -799,13 +876,14 @@ _add(name="multiclass_hinge", order=("scores", "labels"), floats=("scores",), la
          "largest (ties share the subgradient equally).")
 _add(name="cosine_embedding", order=("x1", "x2", "labels"), floats=("x1", "x2"),
      labels="labels", label_kind="pm1", differentiable=("x1", "x2"),
-     params={"margin": 0.0, "eps": 1e-12}, prepare=_prep_cemb,
+     params={"margin": 0.0, "eps": 1e-12}, prepare=_prep_cemb, fixup=_fix_cemb,
      formula="1 - cos(x1, x2) if y = 1 else max(0, cos(x1, x2) - margin)",
      doc="Cosine embedding loss (PyTorch ``cosine_embedding_loss``); "
          "cos = Σx1·x2 / sqrt((Σx1² + eps)(Σx2² + eps)), so zero rows give cos = 0. "
-         "Limits of the kernels: the squares are formed in the input dtype, so entries "
-         "beyond about 1.8e19 in float32 (1.3e154 in float64) overflow them (NaN or a wrong "
-         "cos); a row with an infinite entry gives NaN.")
+         "A row with infinite entries gives the limit as they grow alike (cos of their "
+         "signs against the other row; gradient 0 for the infinite row), and rows of huge "
+         "finite entries are computed without overflow (on the CPU; the CUDA kernels give "
+         "NaN for such rows).")
 _add(name="cosine_distance", order=("pred", "target"), floats=("pred", "target"), axis=True,
      differentiable=("pred", "target"), params={"axis": -1}, prepare=_prep_cdist,
      formula="1 - Σ pred·target",

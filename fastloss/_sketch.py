@@ -103,15 +103,20 @@ class Totals:
         self.count = 0
         self.counts = np.zeros(NBINS, np.int64) if quantiles else None
 
-    def add(self, values, valid=None):
-        """Fold one chunk (its first row on a block boundary) into the totals."""
+    def add(self, values, valid=None, known_sum=None):
+        """Fold one chunk (its first row on a block boundary) into the totals.
+        ``known_sum``: the running total after this chunk, already formed by the loss's
+        kernel (then the chunk has no invalid rows and is not summed again here)."""
         v = values.reshape(-1)
         if v.size == 0:
             return
         if v.dtype not in (np.float32, np.float64):
             v = v.astype(np.float64)
-        ps, c = _kernel("block_stats")(v, valid)
-        s = _kernel("fold")(ps, self.sum)
+        if known_sum is not None and valid is None:
+            s, c = known_sum, v.size
+        else:
+            ps, c = _kernel("block_stats")(v, valid)
+            s = _kernel("fold")(ps, self.sum)
         if s != s and self.sum == self.sum:  # the first NaN: count them from here on
             self.nan_seen = True
         if getattr(self, "nan_seen", False):

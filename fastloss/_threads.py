@@ -104,6 +104,10 @@ def set_num_threads(n) -> None:
     (``-1``: every thread of the pool, ``-2``: all but one), or ``None`` to return to the
     default (Numba's thread count of the calling thread). A loss's ``n_threads=`` argument
     and :func:`threads` take precedence. This is also what threadpoolctl's limits set.
+
+    Returns
+    -------
+    None
     """
     if n is None:
         _state["default"] = None
@@ -115,7 +119,13 @@ def set_num_threads(n) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads a loss called now from this thread would use by default."""
+    """The number of threads a loss called now from this thread would use by default.
+
+    Returns
+    -------
+    int
+        The thread count.
+    """
     return default_threads()
 
 
@@ -126,6 +136,11 @@ def threads(n):
 
     Thread-local, like ``numba.set_num_threads``: other Python threads keep their count.
     A loss's ``n_threads=`` argument still takes precedence.
+
+    Returns
+    -------
+    context manager
+        Restores the previous count of the calling thread on exit.
     """
     prev = getattr(_local, "n", None)
     if n is not None:

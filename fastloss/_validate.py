@@ -120,10 +120,13 @@ def check_out(out, shape, dtype, name: str, fn: str) -> np.ndarray:
 
 
 def weight_total(w, n: int) -> float:
-    """Σw in float64 (``n`` without weights); :func:`split_weights` already checked w >= 0."""
+    """Σw in float64 (``n`` without weights), in the kernels' fixed summation order
+    (:mod:`fastloss._cpu.fold`, so that streaming totals match it bit for bit);
+    :func:`split_weights` already checked w >= 0."""
     if w is None:
         return float(n)
-    return float(np.sum(w, dtype=np.float64))
+    from ._cpu.fold import lane_total_array
+    return lane_total_array(np.ascontiguousarray(w).reshape(-1))
 
 
 def split_weights(w, shape, dt, fn, other="pred"):

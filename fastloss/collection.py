@@ -230,6 +230,12 @@ class LossCollection:
         (its per-sample losses are summed; ``argnums`` may name several inputs of
         ``TripletLoss`` / ``CosineEmbeddingLoss``).  A value that is an array (for
         ``reduction="none"``) counts as its sum.  Computed when the total is asked for.
+
+        Returns
+        -------
+        int
+            The slot index of ``pred`` (its position in :attr:`inputs` and in the gradients
+            of :meth:`value_and_grads`).
         """
         weight = _real(weight, "weight")
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -253,6 +259,11 @@ class LossCollection:
         gradient is added to the slot of ``wrt`` (an input array, shared with other terms
         on the same array), or to a slot of its own when ``wrt`` is None.  With ``wrt`` a
         tuple of arrays the callable returns ``(value, (g1, g2, ...))``.
+
+        Returns
+        -------
+        int or None
+            The slot index of ``wrt``, or None without one.
         """
         weight = _real(weight, "weight")
         if not callable(loss):
@@ -284,6 +295,11 @@ class LossCollection:
 
         Computed by the fused ``squared_error`` / ``absolute_error`` kernels against zero
         (the L1 subgradient at 0 is 0).
+
+        Returns
+        -------
+        int
+            The slot index of ``param``.
         """
         l2 = _real(l2, "l2")
         l1 = _real(l1, "l1")
@@ -340,7 +356,16 @@ class LossCollection:
     def value_and_grads(self):
         """``(total, grads)``: the total loss and a list with the gradient with respect to
         each distinct prediction / parameter (:attr:`inputs`), in the order first added.
-        A slot no term produced a gradient for holds None."""
+        A slot no term produced a gradient for holds None.
+
+        Returns
+        -------
+        total : numpy scalar or float
+            The weighted sum of every term.
+        grads : list
+            One gradient per slot (:attr:`inputs`), like its array; None where no term
+            gives one.
+        """
         total = 0.0
         grads = [None] * len(self._inputs)
         for t in self._terms:
@@ -355,24 +380,50 @@ class LossCollection:
 
     def get_losses(self, scope=None) -> list:
         """The values of the loss terms (not regularization), in order; ``scope`` filters
-        by name with ``re.match`` as TF's collections do."""
+        by name with ``re.match`` as TF's collections do.
+
+        Returns
+        -------
+        list
+            The loss terms' values.
+        """
         _scope(scope)
         return [t.get_value() for t in self._terms
                 if t.kind == "loss" and (scope is None or re.match(scope, t.name))]
 
     def get_regularization_losses(self, scope=None) -> list:
+        """The values of the regularization terms.
+
+        Returns
+        -------
+        list
+            The regularization terms' values, in order; ``scope`` filters by name with ``re.match``.
+        """
         _scope(scope)
         return [t.get_value() for t in self._terms
                 if t.kind == "regularization" and (scope is None or re.match(scope, t.name))]
 
     def get_total_loss(self, add_regularization_losses=True, name="total_loss"):
-        """The sum of the loss terms (and of the regularization terms)."""
+        """The sum of the loss terms (and of the regularization terms).
+
+        Returns
+        -------
+        numpy scalar or float
+            The sum of the loss terms, plus the regularization terms unless
+            ``add_regularization_losses=False``.
+        """
         vals = self.get_losses()
         if add_regularization_losses:
             vals += self.get_regularization_losses()
         return float(sum(_total(v) for v in vals))
 
     def clear(self):
+        """Remove every term and slot.
+
+        Returns
+        -------
+        None
+        """
         self._terms.clear()
         self._inputs.clear()
         self._ids.clear()
@@ -446,26 +497,48 @@ _CURRENT: contextvars.ContextVar = contextvars.ContextVar("fastloss_collection",
 def get_default_collection() -> LossCollection:
     """The collection ``fastloss.slim`` adds to: the innermost ``with LossCollection()``
     block's, else the process-wide default (values only, at most
-    :data:`DEFAULT_MAX_TERMS` recent terms: constant memory in a loop)."""
+    :data:`DEFAULT_MAX_TERMS` recent terms: constant memory in a loop).
+
+    Returns
+    -------
+    LossCollection
+        The collection that ``fastloss.slim`` functions add to now.
+    """
     c = _CURRENT.get()
     return _DEFAULT if c is None else c
 
 
 def reset_default_collection():
-    """Empty the process-wide default collection."""
+    """Empty the process-wide default collection.
+
+    Returns
+    -------
+    None
+    """
     _DEFAULT.clear()
 
 
 def add_loss(loss, loss_collection=True):
     """TF-Slim's ``add_loss``: add a value (or a callable returning value and gradient)
-    to the default collection; ``loss_collection=None``/False adds nothing."""
+    to the default collection; ``loss_collection=None``/False adds nothing.
+
+    Returns
+    -------
+    None
+    """
     if loss_collection:
         get_default_collection().add_loss(loss)
 
 
 def get_losses(scope=None, loss_collection=None):
     """TF-Slim's ``get_losses``: the loss values in the default collection (or in the
-    given :class:`LossCollection`)."""
+    given :class:`LossCollection`).
+
+    Returns
+    -------
+    list
+        The loss values, in the order they were added.
+    """
     c = get_default_collection() if loss_collection is None else loss_collection
     if not isinstance(c, LossCollection):
         raise TypeError(f"get_losses: loss_collection must be a LossCollection or None, "
@@ -474,9 +547,24 @@ def get_losses(scope=None, loss_collection=None):
 
 
 def get_regularization_losses(scope=None):
+    """TF-Slim's ``get_regularization_losses``: the regularization values in the default
+    collection (or in the given :class:`LossCollection`).
+
+    Returns
+    -------
+    list
+        The regularization values, in the order they were added.
+    """
     return get_default_collection().get_regularization_losses(scope)
 
 
 def get_total_loss(add_regularization_losses=True, name="total_loss"):
-    """TF-Slim's ``get_total_loss`` over the default collection."""
+    """TF-Slim's ``get_total_loss`` over the default collection.
+
+    Returns
+    -------
+    numpy scalar or float
+        The sum of the loss terms, plus the regularization terms unless
+        ``add_regularization_losses=False``.
+    """
     return get_default_collection().get_total_loss(add_regularization_losses, name)

@@ -1,9 +1,9 @@
-"""fastloss on Dask arrays: lazy losses, gradients and Hessians, per-block kernels.
+"""fastloss on Dask arrays: lazy losses, gradients and Hessians, per-block kernels::
 
-    >>> import fastloss.dask as fd
-    >>> pred, target = fd.from_npy("pred.npy", chunks=1 << 22), fd.from_npy("target.npy", chunks=1 << 22)
-    >>> fd.huber(pred, target, delta=1.0).compute()               # the mean, one float64
-    >>> v, g = fd.value_and_grad(fastloss.huber)(pred, target)    # g: lazy, pred's chunks
+    import fastloss.dask as fd
+    pred, target = fd.from_npy("pred.npy", chunks=1 << 22), fd.from_npy("target.npy", chunks=1 << 22)
+    fd.huber(pred, target, delta=1.0).compute()               # the mean, one float64
+    v, g = fd.value_and_grad(fastloss.huber)(pred, target)    # g: lazy, pred's chunks
 
 * Every loss of :data:`fastloss.LOSSES` is here by name (``fastloss.dask.huber``) and through
   :func:`loss`.  Each block runs the in-memory loss with ``reduction="none"``; the block's
@@ -136,12 +136,8 @@ def _denominator(info, ins, w, params, rows):
     from ._sketch import sum_blocks
 
     if info.name == "softmax_cross_entropy_with_integer_labels":
-        K = np.asarray(ins[1]).reshape(-1)
-        D = np.shape(ins[0])[-1]
-        per = ((K != params.get("ignore_index", -100)) & (K >= 0) & (K < D)).astype(np.float64)
-        cw = params.get("class_weight")
-        if cw is not None:
-            per = per * np.asarray(cw, np.float64)[np.where(per > 0, K, 0)]
+        from .scoring import counted_rows
+        per = counted_rows(ins[0], ins[1], params)
         if w is not None:
             per = per * np.broadcast_to(np.asarray(w, np.float64), per.shape)
         return sum_blocks(per)
@@ -160,9 +156,21 @@ def _blk_totals(*blocks, loss, names, scalars, params, nd):
     _apply_threads()
     info = LOSSES[loss]
     ins, w = _call_args(info, names, blocks, scalars)
+    out = np.empty((1,) * nd + (3,))
+    if info.kind == "elementwise":   # the in-memory kernel's own accumulator and Σw
+        acc = [0.0]
+        kw = dict(params, sample_weight=w, reduction="none")
+        per = np.asarray(info.call(ins, kw, sum_from=acc)[0])
+        out[..., 0] = out[..., 1] = acc[0]
+        if w is not None and np.ndim(w) > 0:
+            from ._cpu.fold import lane_total_array
+            wb = np.broadcast_to(np.asarray(w, per.dtype), per.shape)
+            out[..., 2] = lane_total_array(np.ascontiguousarray(wb).reshape(-1))
+        else:
+            out[..., 2] = _denominator(info, ins, w, params, per.size)
+        return out
     per = _per_row(info, ins, w, params)
     rows = per.size
-    out = np.empty((1,) * nd + (3,))
     out[..., 0] = out[..., 1] = sum_blocks(per)
     if info.kind == "ctc":
         lab = np.asarray(ins[3], np.float64).reshape(-1)

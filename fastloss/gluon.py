@@ -190,13 +190,41 @@ class Loss:
         return f"{type(self).__name__}(batch_axis={self._batch_axis}, w={self._weight})"
 
     def __call__(self, *args, **kwargs):
+        """The per-sample losses, as Gluon's ``loss(pred, label, sample_weight)``.
+
+        Parameters
+        ----------
+        *args : array_like
+            The loss's inputs (``pred, label`` for most classes), NumPy arrays or anything
+            ``np.asarray`` takes; float32 or float64 predictions keep their dtype.
+        **kwargs
+            ``sample_weight`` (broadcast to the loss tensor; a 1-D array of batch length is
+            aligned with ``batch_axis``) and the class's call arguments.
+
+        Returns
+        -------
+        ndarray
+            One loss per sample (shape of the batch axis), each the mean over the non-batch
+            axes of ``weight · sample_weight · ℓ``.
+        """
         self._check_inputs(args, kwargs)
         return self._forward(False, *args, **kwargs)[0]
 
     forward = __call__
 
     def loss_and_grad(self, *args, **kwargs):
-        """``(per-sample losses, gradient of their sum)`` from the same fused pass."""
+        """``(per-sample losses, gradient of their sum)`` from the same fused pass.
+
+        Takes the arguments of :meth:`__call__`.
+
+        Returns
+        -------
+        losses : ndarray
+            The per-sample losses, as :meth:`__call__` returns them.
+        grad : ndarray or tuple of ndarray
+            The gradient of ``losses.sum()`` with respect to the prediction, like it (a
+            tuple over every float input for ``TripletLoss`` and ``CosineEmbeddingLoss``).
+        """
         self._check_inputs(args, kwargs)
         return self._forward(True, *args, **kwargs)
 
@@ -703,6 +731,12 @@ def tutorial_curves(start=-5.0, stop=5.0, step=0.1):
     classification losses (``SigmoidBCELoss``, ``LogisticLoss``, ``HingeLoss``,
     ``SquaredHingeLoss``) at label 1, over ``pred`` = start, start + step, … < stop
     (``nd.arange(-5, 5, 0.1)``: 100 points).
+
+    Returns
+    -------
+    dict
+        ``{class name: (pred, loss, grad)}``, three float64 arrays each: the predictions,
+        the per-sample losses and their gradients.
     """
     fn = "fastloss.gluon.tutorial_curves"
     start, stop, step = (real_scalar(v, k, fn) for k, v in

@@ -208,9 +208,17 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
         Chunks read ahead by the reader thread (0: read in the calling thread).
 
     ``sum`` and ``mean`` are float64 and the same bits for every ``chunk_size``, thread
-    count and kind of source; they match the in-memory loss (``reduction="sum"``/``"mean"``)
-    to float64 round-off for float64 inputs, and to the in-memory kernel's float32 block
-    accumulation for float32 inputs (see docs/scoring.md).
+    count and kind of source.  For the elementwise losses they are the in-memory call's
+    own accumulator: cast to the input dtype they equal ``loss(..., reduction="sum")`` and
+    ``reduction="mean"`` bit for bit (the kernels continue one running total across the
+    chunks, in the fixed order of :mod:`fastloss._cpu.fold`); with skipped null rows, and
+    for the row-wise and CTC losses, they equal it to float64 round-off.
+
+    Returns
+    -------
+    ScoreResult
+        The float64 totals (``sum``, ``mean``, ``weight_sum``, ``count``) and ``value``,
+        the one ``reduction`` asked for (the per-row output for ``"none"``).
     """
     t0 = time.perf_counter()
     info = _resolve_loss(loss)
@@ -276,6 +284,16 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
 
     tot = Totals(quantiles)
     wtot = Totals() if "sample_weight" in chunked else None
+    # elementwise losses: the kernels continue one running total across the chunks (all
+    # multiples of BLK rows), in the order of the in-memory call (fastloss._cpu.fold)
+    exact = info.kind == "elementwise"
+    ksum, kw_sum = [0.0], [0.0]
+    # the in-memory "mean" of the losses whose denominator is not Σw (ignored labels and
+    # class weights of integer-label softmax cross-entropy) or whose numerator is not Σ w·ℓ
+    # (CTC divides each loss by its label length): [numerator, denominator]
+    mean_parts = [0.0, 0.0] if _special_mean(info, params) else None
+    if exact:
+        from ._cpu.fold import BLK, lane_total_array
     state = {"out": None, "grad": None, "hess": None}
     scratch = {}
     skipped = 0
@@ -320,16 +338,24 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
                 bufs[key] = d
             call_in = [arrays[n] if n in arrays else all_inputs[n] for n in names]
             if vals_valid == "none":
+                exact = False
                 bufs["out"][...] = 0
                 for key in ("grad", "hess"):
                     if key in bufs:
                         bufs[key][...] = 0
             else:
-                _run_chunk(info, call_in, w, params, bufs, lo, hi, fn)
-            tot.add(bufs["out"].reshape(-1), _expand(valid, bufs["out"].size, k))
+                exact = exact and valid is None and (lo % BLK == 0)
+                _run_chunk(info, call_in, w, params, bufs, lo, hi, fn,
+                           ksum if exact else None)
+            tot.add(bufs["out"].reshape(-1), _expand(valid, bufs["out"].size, k),
+                    known_sum=ksum[0] if (exact and vals_valid != "none") else None)
+            if mean_parts is not None:
+                _add_mean_parts(mean_parts, info, call_in, w, params, bufs["out"], valid)
             if wtot is not None:
                 wv = np.asarray(data["sample_weight"][0]).reshape(-1)
                 wtot.add(wv, _expand(valid, wv.size, k))
+                if exact:
+                    kw_sum[0] = lane_total_array(np.ascontiguousarray(wv, dtype=dt), kw_sum[0])
             if valid is not None:
                 skipped += int(k - np.count_nonzero(valid))
                 for key in ("grad", "hess"):
@@ -358,10 +384,15 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
             if tgt is not None and isinstance(split_spec(tgt)[0], str):
                 state[key] = None
     if wtot is not None:
-        wsum = wtot.sum
+        wsum = kw_sum[0] if exact else wtot.sum
     else:
         wsum = (1.0 if weight_scalar is None else weight_scalar) * tot.count
+    if exact and rows:
+        tot.sum = ksum[0]
     mean = tot.sum / wsum if wsum > 0 else float("nan")
+    if mean_parts is not None:
+        wsum = mean_parts[1]
+        mean = mean_parts[0] / wsum if wsum > 0 else float("nan")
     outres = state["out"].result if state["out"] is not None else out
     value = {"mean": mean, "sum": tot.sum, "none": outres}[reduction]
     lo_v = tot.min if tot.count else float("nan")
@@ -449,7 +480,43 @@ class _NullSink:
         pass
 
 
-def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn):
+def counted_rows(logits, labels, params):
+    """Per row, what integer-label softmax cross-entropy's ``"mean"`` counts: 0 for an
+    ignored or out-of-range label, else the label's class weight (1 without); float64."""
+    K = np.asarray(labels).reshape(-1)
+    D = np.shape(logits)[-1]
+    cnt = ((K != params.get("ignore_index", -100)) & (K >= 0) & (K < D)).astype(np.float64)
+    cw = params.get("class_weight")
+    if cw is not None:
+        cnt = cnt * np.asarray(cw, np.float64)[np.where(cnt > 0, K, 0)]
+    return cnt
+
+
+def _special_mean(info, params):
+    return info.kind == "ctc" or info.name == "softmax_cross_entropy_with_integer_labels"
+
+
+def _add_mean_parts(parts, info, call_in, w, params, out, valid):
+    """Add one chunk's numerator and denominator of the in-memory ``"mean"`` (fixed block
+    order, so the totals do not depend on the chunking)."""
+    from ._sketch import sum_blocks
+
+    per = np.asarray(out, np.float64).reshape(-1)
+    n = per.size
+    wv = (np.ones(n) if w is None else
+          np.broadcast_to(np.asarray(w, np.float64).reshape(-1) if np.ndim(w) else
+                          np.float64(w), (n,)))
+    if info.kind == "ctc":   # Σ w·ℓ / max(L, 1) over Σ w
+        lab = np.asarray(call_in[3], np.float64).reshape(-1)
+        parts[0] = sum_blocks(per / np.maximum(lab, 1.0), valid, parts[0])
+        parts[1] = sum_blocks(np.ascontiguousarray(wv), valid, parts[1])
+        return
+    cnt = counted_rows(call_in[0], call_in[1], params)
+    parts[0] = sum_blocks(per, valid, parts[0])
+    parts[1] = sum_blocks(cnt * wv, valid, parts[1])
+
+
+def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None):
     want_grad = "grad" in bufs or "hess" in bufs
     kw = dict(params)
     kw["sample_weight"] = w
@@ -457,9 +524,9 @@ def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn):
     has_out = "out" in info.common
     if has_out:
         kw["out"] = bufs["out"]
-    req = {}
+    req = {} if sum_from is None else {"sum_from": sum_from}
     if want_grad:
-        req = {"want_grad": True, "argnums": (0,), "grad_out": bufs.get("grad")}
+        req.update(want_grad=True, argnums=(0,), grad_out=bufs.get("grad"))
         if "hess" in bufs:
             req.update(want_hess=True, hess_out=bufs["hess"])
     try:

@@ -143,7 +143,13 @@ def _argnames(fname):
 
 def value_and_grad(fn):
     """``fn.value_and_grad``: ``fn``'s signature, returning ``(value, grad)`` with the
-    gradient with respect to ``fn``'s first argument."""
+    gradient with respect to ``fn``'s first argument.
+
+    Returns
+    -------
+    callable
+        ``fn.value_and_grad``: ``fn``'s signature, returning ``(loss, gradient)``.
+    """
     vg = getattr(fn, "value_and_grad", None)
     if vg is None or not hasattr(fn, "_slim_impl"):
         raise TypeError(f"{getattr(fn, '__name__', fn)!r} is not a fastloss.slim function")
@@ -235,7 +241,15 @@ def _reduced(fname, fn, args, params, weights, loss_shape, dtype, want_grad):
 # --------------------------------------------------------------------- the losses
 @_slim()
 def absolute_difference(predictions, labels=None, weights=1.0, scope=None, *, want_grad=False):
-    """|predictions − labels|, Slim-reduced (``fastloss.absolute_error``)."""
+    """|predictions − labels|, Slim-reduced (``fastloss.absolute_error``).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(predictions, "predictions", "absolute_difference")
     y = _same_shape(x, labels, "absolute_difference")
     return _reduced("absolute_difference", _fl().absolute_error, (x, y), {}, weights, x.shape,
@@ -244,7 +258,15 @@ def absolute_difference(predictions, labels=None, weights=1.0, scope=None, *, wa
 
 @_slim()
 def mean_squared_error(predictions, labels=None, weights=1.0, scope=None, *, want_grad=False):
-    """(predictions − labels)², Slim-reduced (``fastloss.squared_error``; no ½)."""
+    """(predictions − labels)², Slim-reduced (``fastloss.squared_error``; no ½).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(predictions, "predictions", "mean_squared_error")
     y = _same_shape(x, labels, "mean_squared_error")
     return _reduced("mean_squared_error", _fl().squared_error, (x, y), {}, weights, x.shape,
@@ -255,7 +277,15 @@ def mean_squared_error(predictions, labels=None, weights=1.0, scope=None, *, wan
 def log_loss(predictions, labels=None, weights=1.0, epsilon=1e-7, scope=None, *,
              want_grad=False):
     """−y·log(p + ε) − (1 − y)·log(1 − p + ε), Slim-reduced
-    (``fastloss.binary_cross_entropy(eps=epsilon, clip=False)``)."""
+    (``fastloss.binary_cross_entropy(eps=epsilon, clip=False)``).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(predictions, "predictions", "log_loss")
     y = _same_shape(x, labels, "log_loss")
     return _reduced("log_loss", _fl().binary_cross_entropy, (x, y),
@@ -274,7 +304,15 @@ def _epsilon(e):
 def sigmoid_cross_entropy(logits, multi_class_labels, weights=1.0, label_smoothing=0,
                           scope=None, *, want_grad=False):
     """Sigmoid cross-entropy on logits, labels smoothed toward ½:
-    y·(1 − s) + s/2 (``fastloss.sigmoid_binary_cross_entropy``)."""
+    y·(1 − s) + s/2 (``fastloss.sigmoid_binary_cross_entropy``).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(logits, "logits", "sigmoid_cross_entropy")
     y = _same_shape(x, multi_class_labels, "sigmoid_cross_entropy", "logits",
                     "multi_class_labels")
@@ -288,7 +326,15 @@ def sigmoid_cross_entropy(logits, multi_class_labels, weights=1.0, label_smoothi
 def softmax_cross_entropy(logits, onehot_labels, weights=1.0, label_smoothing=0, scope=None,
                           *, want_grad=False):
     """Softmax cross-entropy over the last axis, labels smoothed toward 1/C:
-    y·(1 − s) + s/C (``fastloss.softmax_cross_entropy``); weights per sample."""
+    y·(1 − s) + s/C (``fastloss.softmax_cross_entropy``); weights per sample.
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(logits, "logits", "softmax_cross_entropy")
     if x.ndim < 1:
         raise ValueError("fastloss.slim.softmax_cross_entropy: logits need a class axis")
@@ -303,7 +349,15 @@ def softmax_cross_entropy(logits, onehot_labels, weights=1.0, label_smoothing=0,
 @_slim()
 def sparse_softmax_cross_entropy(logits, labels, weights=1.0, scope=None, *, want_grad=False):
     """Softmax cross-entropy with integer labels ``[batch_size]`` or ``[batch_size, 1]``
-    (``fastloss.softmax_cross_entropy_with_integer_labels``); logits ``[batch, classes]``."""
+    (``fastloss.softmax_cross_entropy_with_integer_labels``); logits ``[batch, classes]``.
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(logits, "logits", "sparse_softmax_cross_entropy")
     lab = _array(labels, "labels", "sparse_softmax_cross_entropy")
     if lab.ndim == 0:
@@ -329,7 +383,15 @@ def sparse_softmax_cross_entropy(logits, labels, weights=1.0, scope=None, *, wan
 def hinge_loss(logits, labels=None, scope=None, *, want_grad=False):
     """Unreduced hinge losses max(0, 1 − (2·labels − 1)·logits) for labels in {0, 1}
     (``fastloss.hinge``); the gradient is that of their sum.  Not added to the collection
-    (as Slim)."""
+    (as Slim).
+
+    Returns
+    -------
+    ndarray
+        The unreduced element losses (Slim's ``hinge_loss`` does not reduce and
+        adds nothing to the collection); ``value_and_grad`` also returns the
+        gradient of their sum.
+    """
     x = _float(logits, "logits", "hinge_loss")
     y = _same_shape(x, labels, "hinge_loss", "logits")
     ok = (y == 0) | (y == 1)
@@ -347,7 +409,15 @@ def mean_pairwise_squared_error(predictions, labels=None, weights=1.0, scope=Non
                                 want_grad=False):
     """Slim's pairwise loss per sample, 2·Σd²/n − 2·(Σd)²/n² over its n elements, times
     its weight, **summed** over the batch.  ``weights``: a scalar or ``[batch_size]``.
-    ``fastloss.mean_pairwise_squared_error`` (``tf.losses``' n(n−1) form) × (n−1)/n."""
+    ``fastloss.mean_pairwise_squared_error`` (``tf.losses``' n(n−1) form) × (n−1)/n.
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     fname = "mean_pairwise_squared_error"
     x = _float(predictions, "predictions", fname)
     y = _same_shape(x, labels, fname)
@@ -380,7 +450,15 @@ def mean_pairwise_squared_error(predictions, labels=None, weights=1.0, scope=Non
 def cosine_distance(predictions, labels=None, axis=None, weights=1.0, scope=None, dim=None,
                     *, want_grad=False):
     """1 − Σ predictions·labels along ``axis`` (inputs assumed unit-normalized),
-    Slim-reduced over the remaining axes (``fastloss.cosine_distance``)."""
+    Slim-reduced over the remaining axes (``fastloss.cosine_distance``).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     fname = "cosine_distance"
     if dim is not None:
         if axis is not None:
@@ -409,7 +487,15 @@ def cosine_distance(predictions, labels=None, axis=None, weights=1.0, scope=None
 def multiclass_hinge_loss(logits, labels, weights=1.0, scope=None, *, want_grad=False):
     """Multiclass SVM hinge Σ_{j≠y} max(0, s_j − s_y + 1) over the last axis, Slim-reduced
     (``fastloss.multiclass_hinge``, Weston–Watkins).  ``labels``: integer classes of shape
-    ``logits.shape[:-1]`` (or with a trailing 1)."""
+    ``logits.shape[:-1]`` (or with a trailing 1).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     x = _float(logits, "logits", "multiclass_hinge_loss")
     if x.ndim < 1:
         raise ValueError("fastloss.slim.multiclass_hinge_loss: logits need a class axis")
@@ -426,7 +512,15 @@ def multiclass_hinge_loss(logits, labels, weights=1.0, scope=None, *, want_grad=
 @_slim()
 def compute_weighted_loss(losses, weights=1.0, scope=None, *, want_grad=False):
     """Slim's reduction of precomputed element losses: Σ w·losses / num_present (NumPy;
-    the gradient with respect to ``losses`` is the broadcast w / num_present)."""
+    the gradient with respect to ``losses`` is the broadcast w / num_present).
+
+    Returns
+    -------
+    numpy scalar
+        The Slim-reduced loss: Σ w·ℓ / (number of present elements), 0 when no
+        element is present; the inputs' float dtype. ``f.value_and_grad`` returns
+        ``(loss, gradient with respect to the first argument)``.
+    """
     ell = _float(losses, "losses", "compute_weighted_loss")
     w, n = _weights(weights, ell.shape, ell.dtype, "compute_weighted_loss")
     if n == 0:

@@ -26,6 +26,10 @@ def ref_loss(name, x, y, **p):
         return np.where(np.abs(d) < b, 0.5 * d ** 2 / b, np.abs(d) - 0.5 * b)
     if name == "log_cosh":
         return np.logaddexp(d, -d) - np.log(2.0)
+    if name == "pseudo_huber":
+        de = p.get("delta", 1.0)
+        # δ²(√(1 + (d/δ)²) − 1) with √(1 + t) − 1 = expm1(½ log1p(t)): no cancellation
+        return de ** 2 * np.expm1(0.5 * np.log1p((d / de) ** 2))
     if name == "quantile":
         q = p.get("quantile", 0.5)
         r = y - x
@@ -70,6 +74,7 @@ PM1 = ("hinge", "squared_hinge", "logistic")
 UNIT_TARGET = ("sigmoid_binary_cross_entropy", "sigmoid_focal")
 PARAMS = {  # non-default parameter values exercised by the tests
     "huber": {"delta": 0.7},
+    "pseudo_huber": {"delta": 0.8},
     "smooth_l1": {"beta": 0.5},
     "quantile": {"quantile": 0.3},
     "sigmoid_binary_cross_entropy": {"pos_weight": 2.5, "label_smoothing": 0.1},

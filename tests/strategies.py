@@ -79,7 +79,8 @@ def apply_layout(a, layout):
 # ------------------------------------------------------------------ elementwise domains
 PM1 = ("hinge", "squared_hinge", "logistic")
 UNIT_TARGET = ("sigmoid_binary_cross_entropy", "sigmoid_focal")
-NONNEG = ("absolute_error", "squared_error", "huber", "smooth_l1", "log_cosh", "quantile",
+NONNEG = ("absolute_error", "squared_error", "huber", "pseudo_huber", "smooth_l1", "log_cosh",
+          "quantile",
           "sigmoid_binary_cross_entropy", "sigmoid_focal", "hinge", "squared_hinge",
           "logistic")  # binary_cross_entropy(clip=False) and poisson_nll can be negative
 
@@ -126,6 +127,8 @@ def target_values(name, dt, with_specials=True):
 def params_strategy(name):
     if name == "huber":
         return st.fixed_dictionaries({"delta": st.sampled_from([1.0, 0.7, 1e-3, 50.0])})
+    if name == "pseudo_huber":
+        return st.fixed_dictionaries({"delta": st.sampled_from([1.0, 0.8, 1e-3, 50.0])})
     if name == "smooth_l1":
         return st.fixed_dictionaries({"beta": st.sampled_from([1.0, 0.5, 0.0, 20.0])})
     if name == "quantile":
@@ -179,6 +182,15 @@ def ref_elementwise(name, x, y, **p):
                           ad - np.log(2.0) + np.log1p(np.exp(-2 * ad)))
             return (lc, np.tanh(d),
                     1.0 / np.cosh(np.clip(d, -700, 700)) ** 2 + 0 * _nanof(d))
+        if name == "pseudo_huber":
+            de = p.get("delta", 1.0)
+            u = d / de
+            s = np.hypot(1.0, u)          # no overflow of u²
+            au = np.abs(u)
+            small = np.minimum(au, 1e100)
+            v = np.where(au < 1e100, de * de * np.expm1(0.5 * np.log1p(small * small)),
+                         de * de * (s - 1.0))
+            return v, de * (u / s), 1.0 / s ** 3
         if name == "quantile":
             q = p.get("quantile", 0.5)
             v = np.where(d <= 0, -q * d, (1 - q) * d)

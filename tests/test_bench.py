@@ -1,7 +1,10 @@
-"""The benchmark command: its timing helper and one quick row (no speed is asserted)."""
+"""The benchmark command: timing helpers, header, legend, peers, JSON, figures (no speed
+is asserted)."""
 import io
+import json
 
 import numpy as np
+import pytest
 
 from fastloss import bench
 
@@ -12,18 +15,128 @@ def test_round_robin_times_each_callable_in_turn():
     ts = bench._round_robin(fs, 3)
     assert calls == ["a", "b", "c"] * 3
     assert set(ts) == {"a", "b", "c"} and all(t >= 0 for t in ts.values())
+    calls.clear()
+    samples = {}
+    bench._round_robin(fs, 2, {"b": 3}, samples)   # b: 3 calls per sample
+    assert calls == ["a", "b", "b", "b", "c"] * 2
+    assert {k: len(v) for k, v in samples.items()} == {"a": 2, "b": 2, "c": 2}
 
 
-def test_quick_row_reports_triad_and_peers():
-    buf = io.StringIO()
-    rows = bench.run(quick=True, families=["elementwise"], only=["squared_error"], repeat=1,
-                     file=buf)
-    assert [r["loss"] for r in rows] == ["squared_error"]
-    r = rows[0]
-    assert r["ms"] > 0 and r["triad_gbs"] > 0
+def test_calls_per_sample_reaches_the_minimum_sample_time():
+    import time
+
+    def f():
+        time.sleep(0.002)
+    m = bench._calls_per_sample(f, 0.02)
+    assert 5 <= m <= 10            # 10 calls of >= 2 ms make 20 ms
+    assert bench._calls_per_sample(f, 0.0001) == 1
+
+
+def test_share_above_100_is_flagged():
+    assert bench._pct(99.6) == "100" and bench._pct(100.4) == "100!"
+    assert bench._pct(482) == "482!" and bench._pct(None) == "—"
+
+
+def _small(monkeypatch):
+    """Quick mode at test sizes (the real quick sizes take seconds per case)."""
+    from fastloss._bench import elementwise
+    monkeypatch.setattr(elementwise, "N_QUICK", 100_000)
+    monkeypatch.setattr(bench, "QUICK_N_TRIAD", 100_000)
+
+
+def test_quick_row_header_legend_json_and_missing_peer(tmp_path, monkeypatch, capsys):
+    # PyTorch reported missing: said once, and no torch column
+    monkeypatch.setattr(bench, "peers_available", lambda: {"torch": False, "sklearn": True})
+    _small(monkeypatch)
+    out = tmp_path / "rows.json"
+    rc = bench.main(["--quick", "--family", "elementwise", "--loss", "squared_error",
+                     "--repeat", "2", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for key in ("machine:", "vector width", "threads:", "threading layer", "memory:",
+                "GB/s (triad", "software:", "numba", "date:"):
+        assert key in text, key
+    assert text.count("PyTorch not installed") == 1 and "pip install torch" in text
+    head = next(line for line in text.splitlines() if line.startswith("loss"))
+    assert "torch×" not in head and "numpy×" in head and "sklearn×" in head
+    for col in ("first s", "ms ", "GB/s", "triad", "%triad", "numpy×", "sklearn×",
+                "float64", "peer time / fastloss time"):
+        assert col in text.split(head)[1], col        # the legend under the table
+    d = json.loads(out.read_text())
+    assert {"cpu", "vector_width", "cores", "threads", "threading_layer", "triad_gbs",
+            "versions", "date"} <= set(d["machine"])
+    assert d["machine"]["triad_gbs"] > 0 and d["settings"]["quick"] is True
+    (r,) = d["rows"]
+    assert r["loss"] == "squared_error" and r["family"] == "elementwise"
+    assert r["n"] == 100_000 and r["ms"] > 0 and r["triad_gbs"] > 0
     assert np.isclose(r["pct_triad"], 100 * r["gbs"] / r["triad_gbs"])
-    assert r["numpy_ratio"] is not None        # NumPy is always there
-    assert "squared_error" in buf.getvalue() and "%triad" in buf.getvalue()
+    assert r["pct_triad_artefact"] == (r["pct_triad"] > 100)
+    assert r["numpy_ratio"] > 0 and r["torch_ratio"] is None  # NumPy is always there
+    assert set(r["peer_ms"]) >= {"numpy"} and "torch" not in r["peer_ms"]
+
+
+def test_unknown_loss_and_bad_arguments_exit_2(capsys):
+    for argv, msg in ((["--loss", "nope"], "unknown loss 'nope'"),
+                      (["--loss", "huber", "--family", "ctc"], "no benchmark case"),
+                      (["--family", "nope"], "invalid choice"),
+                      (["--repeat", "0"], "--repeat")):
+        with pytest.raises(SystemExit) as e:
+            bench.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert msg in err, (argv, err)
+    with pytest.raises(SystemExit):
+        bench.main(["--loss", "nope"])
+    err = capsys.readouterr().err
+    assert "huber" in err and "ctc_loss" in err   # the names are listed
+
+
+def test_help_explains_family_repeat_and_columns(capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for key in ("--family", "--repeat", "median", "--json", "--plot", "first s", "GB/s",
+                "%triad", "numpy×", "torch×", "sklearn×", "float64", "workflows", "sizes",
+                "compile"):
+        assert key in text, key
+    assert "``" not in text and ":func:" not in text
+
+
+def _fake_rows():
+    rows = []
+    for i, loss in enumerate(("huber", "softmax_cross_entropy")):
+        rows.append(dict(family="elementwise" if i == 0 else "rowwise", loss=loss,
+                         label="n=1e6", n=10 ** 6, first_s=0.3, ms=1.0 + i, spread_pct=3.0,
+                         gbs=10.0, triad_gbs=12.0 - 8 * i, pct_triad=83.0 + 100 * i,
+                         pct_triad_artefact=bool(i), note="",
+                         peer_ms={"numpy": 9.0, "torch": 4.0},
+                         numpy_ratio=9.0, torch_ratio=4.0, sklearn_ratio=None))
+    for n in (100, 10_000, 1_000_000):
+        rows.append(dict(family="sizes", loss="huber", label=f"n={n:.0e}", n=n,
+                         ms=n * 1e-6 + 0.01, peer_ms={"serial": n * 2e-6, "numpy": n * 1e-5}))
+    rows.append(dict(family="compile", case="ctc_f32", loss="ctc_loss", dtype="float32",
+                     size="12,2,6,3", compile_s=4.0, warm_first_s=0.3))
+    return rows
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    info = bench.machine_info(12.0, 4_000_000)
+    path = bench.plot(_fake_rows(), info, str(tmp_path / "perf.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no rows"):
+        bench.plot([], info, str(tmp_path / "empty.png"))
+
+
+def test_header_names_the_machine():
+    info = bench.machine_info(20.0, 4_000_000)
+    text = bench.machine_header(info)
+    assert info["vector_width"] in text and "20.0 GB/s" in text and info["date"] in text
+    assert bench.vector_width({"avx512f", "avx2"}).startswith("AVX-512")
+    assert bench.vector_width({"avx2"}).startswith("AVX2")
+    assert "machine:" in bench.machine_header()   # the one-line form of the scripts
 
 
 def test_workflow_lbfgs_fit_matches_sklearn_coefficients():
@@ -41,7 +154,21 @@ def test_workflow_lbfgs_fit_matches_sklearn_coefficients():
 
 def test_workflow_contention_row_has_serial_peer():
     buf = io.StringIO()
-    rows = bench.run(quick=True, families=["workflows"], only=["huber"], repeat=1, file=buf)
+    rows = bench.run(quick=True, families=["workflows"], only=["huber"], repeat=1, file=buf,
+                     min_sample_s=0)
     assert [r["loss"] for r in rows] == ["huber"]
     assert rows[0]["serial_ratio"] is not None and rows[0]["ms"] > 0
     assert "serial×" in buf.getvalue() and "busy cores" in buf.getvalue()
+
+
+def test_workflow_estimator_cases_match_sklearn():
+    pytest.importorskip("sklearn")
+    from fastloss._bench import workflows as W
+
+    for model in ("multinomial", "poisson"):
+        case = W._estimator_case(model, 300, 4)
+        args, kw = case.make()
+        case.run(args, kw)()
+        case.peers["sklearn"](args, kw)()
+        note = case.note(args, kw)
+        assert float(note.rsplit(" ", 1)[1]) < 1e-4, note

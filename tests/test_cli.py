@@ -142,3 +142,73 @@ def test_progress_bar_on_stderr_when_asked(tmp_path, capsys):
     rc, out, err = _run(capsys, "score", "huber", "--pred", str(tmp_path / "x.npy"),
                         "--target", str(tmp_path / "y.npy"))
     assert rc == 0 and err == ""   # not a terminal: no bar by default
+
+
+# --- version, bench and compile -------------------------------------------------------------
+
+def test_version():
+    for cmd in (["-m", "fastloss", "--version"], ["-m", "fastloss", "-V"]):
+        p = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith(f"fastloss {fastloss.__version__} (numba ")
+    p = subprocess.run([sys.executable, "-m", "fastloss", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and "compile" in p.stdout and "--version" in p.stdout
+
+
+def test_bench_unknown_loss_exits_2_with_the_names(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--loss", "hubber"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown loss 'hubber'" in err
+    assert all(name in err for name in fastloss.LOSSES)
+
+
+def test_bench_json_rows_and_machine(tmp_path, capsys, monkeypatch):
+    from fastloss import bench
+    from fastloss._bench import elementwise
+
+    monkeypatch.setattr(elementwise, "N_QUICK", 100_000)   # test sizes
+    monkeypatch.setattr(bench, "QUICK_N_TRIAD", 100_000)
+    out = tmp_path / "b.json"
+    rc = main(["bench", "--quick", "--family", "elementwise", "--loss", "squared_error",
+               "--repeat", "1", "--json", str(out)])   # (test_bench's kernel: no compile)
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "squared_error" in text and f"rows written to {out}" in text
+    d = json.loads(out.read_text())
+    assert set(d) == {"machine", "settings", "rows"}
+    assert d["settings"]["families"] == ["elementwise"]
+    assert d["settings"]["losses"] == ["squared_error"]
+    (r,) = d["rows"]
+    for key in ("family", "loss", "label", "n", "first_s", "ms", "spread_pct", "gbs",
+                "triad_gbs", "pct_triad", "pct_triad_artefact", "note", "peer_ms",
+                "numpy_ratio", "torch_ratio", "sklearn_ratio"):
+        assert key in r, key
+    assert r["loss"] == "squared_error" and r["ms"] > 0 and d["machine"]["cores"] >= 1
+
+
+def test_compile_one_loss_is_idempotent(tmp_path):
+    cmd = [sys.executable, "-m", "fastloss", "compile", "--losses", "squared_error",
+           "--dtypes", "float32", "--calls", "grad", "--progress", "plain"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "[2/2] squared_error float32 grad (parallel)" in first.stderr  # progress lines
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    # the second run finds both kernels (serial and parallel) in the cache
+    assert "kernels compiled and saved: 0, loaded from the cache: 2" in second.stdout, \
+        second.stdout
+    assert "cache: " in second.stdout and "cache: none" not in second.stdout
+
+
+def test_compile_bad_arguments_exit_2(capsys):
+    for argv, msg in ((["--losses", "nope"], "unknown loss 'nope'"),
+                      (["--dtypes", "float16"], "--dtypes"),
+                      (["--calls", "all"], "--calls"),
+                      (["--family", "ctc", "--losses", "huber"], "nothing to compile")):
+        with pytest.raises(SystemExit) as e:
+            main(["compile", *argv])
+        assert e.value.code == 2
+        assert msg in capsys.readouterr().err, argv

@@ -195,6 +195,10 @@ EW_LIMITS = [
     ("huber", P["huber"], -INF, 0.5, INF, -0.7, 0),
     ("huber", P["huber"], 0.5, INF, INF, -0.7, 0),
     ("huber", P["huber"], 0.5, -INF, INF, 0.7, 0),
+    ("pseudo_huber", P["pseudo_huber"], INF, 0.5, INF, 0.8, 0),
+    ("pseudo_huber", P["pseudo_huber"], -INF, 0.5, INF, -0.8, 0),
+    ("pseudo_huber", P["pseudo_huber"], 0.5, INF, INF, -0.8, 0),
+    ("pseudo_huber", P["pseudo_huber"], 0.5, -INF, INF, 0.8, 0),
     ("smooth_l1", P["smooth_l1"], INF, 0.5, INF, 1, 0),
     ("smooth_l1", P["smooth_l1"], -INF, 0.5, INF, -1, 0),
     ("smooth_l1", P["smooth_l1"], 0.5, INF, INF, -1, 0),
@@ -876,3 +880,132 @@ def test_kl_zero_target_at_impossible_class(dt):
     assert v[0] == pytest.approx(0.0, abs=1e-7) and v2[0] == pytest.approx(0.0, abs=1e-7)
     np.testing.assert_array_equal(gl, -t.astype(np.float64))
     assert np.isnan(gt[0, 0]) and np.all(np.isfinite(gt[0, 1:]))
+
+
+# ------------------------------------- cosine_embedding: infinite entries, huge entries
+def _mp_cemb(a, b, y, margin, eps, T):
+    """Loss and gradients with the infinite entries replaced by ±T, in 80-digit mpmath."""
+    import mpmath
+    with mpmath.workdps(80):
+        def big(z):
+            return [mpmath.mpf(float(np.sign(v))) * T if np.isinf(v) else mpmath.mpf(float(v))
+                    for v in z]
+        A, B = big(a), big(b)
+        m1 = sum(x * x for x in A) + eps
+        m2 = sum(x * x for x in B) + eps
+        den = mpmath.sqrt(m1 * m2)
+        cs = sum(x * z for x, z in zip(A, B)) / den
+        if y > 0:
+            loss, dl = max(mpmath.mpf(0), 1 - cs), -1
+        else:
+            d = cs - margin
+            loss, dl = (d, 1) if d > 0 else (mpmath.mpf(0), 0)
+        ga = [float(dl * (z / den - cs * x / m1)) for x, z in zip(A, B)]
+        gb = [float(dl * (x / den - cs * z / m2)) for x, z in zip(A, B)]
+        return float(loss), ga, gb
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_cosine_embedding_infinite_entries_give_limits(dt):
+    """Rows with infinite entries (one side, both sides, several alike) give the limit as
+    they grow alike (NaN before); finite rows beside them are unchanged.  Reference: the
+    loss with ±1e60 and ±1e120 in place of ±inf, in mpmath (both agree to the digits)."""
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    a[0, 1] = INF
+    b[1, 2] = -INF
+    a[2, 0], a[2, 3], b[2, 0] = INF, -INF, INF
+    a[3, 1], b[3, 1] = INF, -INF
+    a[4, :], b[4, 0] = 0.0, INF          # a zero row against an infinite one: cos = 0
+    y = np.array([1, -1, 1, -1, -1, 1.0])
+    margin = -0.3
+    a, b = a.astype(dt), b.astype(dt)
+    v, (ga, gb) = fl.value_and_grad(fl.cosine_embedding, (0, 1))(
+        a, b, y, margin=margin, reduction="none")
+    v1 = fl.cosine_embedding(a, b, y, margin=margin, reduction="none")
+    rtol = 1e-12 if dt == np.float64 else 2e-6
+    for i in range(6):
+        T = __import__("mpmath").mpf(10) ** 60
+        wv, wa, wb = _mp_cemb(*(z[i].astype(np.float64) for z in (a, b)), y[i], margin,
+                              1e-12, T)
+        wv2 = _mp_cemb(*(z[i].astype(np.float64) for z in (a, b)), y[i], margin, 1e-12,
+                       T * T)[0]
+        assert wv == pytest.approx(wv2, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(v[i], wv, rtol=rtol, atol=rtol, err_msg=f"row {i}")
+        np.testing.assert_allclose(v1[i], wv, rtol=rtol, atol=rtol, err_msg=f"row {i}")
+        np.testing.assert_allclose(ga[i], wa, rtol=rtol, atol=1e-9, err_msg=f"row {i} x1")
+        np.testing.assert_allclose(gb[i], wb, rtol=rtol, atol=1e-9, err_msg=f"row {i} x2")
+    # the reductions see the recomputed rows, with weights
+    w = np.arange(1.0, 7.0)
+    s = fl.cosine_embedding(a, b, y, margin=margin, sample_weight=w, reduction="sum")
+    assert float(s) == pytest.approx(float(np.sum(w * v.astype(np.float64))), rel=rtol)
+    m, gm = fl.value_and_grad(fl.cosine_embedding)(a, b, y, margin=margin, sample_weight=w)
+    assert float(m) == pytest.approx(float(s) / w.sum(), rel=rtol)
+    np.testing.assert_allclose(gm, ga * (w / w.sum())[:, None], rtol=rtol, atol=1e-9)
+
+
+def test_cosine_embedding_nan_beside_infinity_stays_nan():
+    a = np.array([[INF, np.nan, 1.0]])
+    v, (ga, gb) = fl.value_and_grad(fl.cosine_embedding, (0, 1))(
+        a, np.ones((1, 3)), np.ones(1), reduction="none")
+    assert np.isnan(v[0]) and np.isnan(ga).all() and np.isnan(gb).all()
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_squared_norms_do_not_overflow(dt):
+    """Entries whose squares overflow the dtype (float32 beyond 1.8e19, float64 beyond
+    1.3e154): cosine_embedding and triplet_margin give the scaled values (NaN or a
+    wrong cos before)."""
+    big = 1e30 if dt == np.float32 else 1e200
+    a = np.array([[3.0, 4.0, 0.0], [1.0, -2.0, 2.0]]) * big
+    b = np.array([[4.0, 3.0, 0.0], [1.0, 2.0, 2.0]]) * big
+    y = np.array([1.0, -1.0])
+    v, (ga, gb) = fl.value_and_grad(fl.cosine_embedding, (0, 1))(
+        a.astype(dt), b.astype(dt), y, reduction="none")
+    cs = np.array([24 / 25, 1 / 9])
+    np.testing.assert_allclose(v, [1 - cs[0], cs[1]], rtol=1e-6)
+    # d cos/da = b/(|a||b|) − cos a/|a|², of order 1/big
+    na, nb = np.linalg.norm(a / big, axis=1), np.linalg.norm(b / big, axis=1)
+    wa = ((b / big) / (na * nb)[:, None] - cs[:, None] * (a / big) / (na ** 2)[:, None]) / big
+    wa[0] *= -1
+    np.testing.assert_allclose(ga.astype(np.float64), wa, rtol=1e-5,
+                               atol=1e-12 / big)
+    assert np.all(np.isfinite(gb))
+    if dt == np.float32:   # triplet: squares in float64, so float32 inputs cannot overflow
+        p = a + np.array([[1.0, 0, 0], [0, 1.0, 0]]) * big
+        n = a + np.array([[2.0, 0, 0], [0, 0, 3.0]]) * big
+        t, gt = fl.value_and_grad(fl.triplet_margin, (0, 1, 2))(
+            a.astype(dt), p.astype(dt), n.astype(dt), margin=0.0, reduction="none")
+        np.testing.assert_allclose(t, [0.0, 0.0], atol=1e-3 * big)
+        tt = fl.triplet_margin(n.astype(dt), p.astype(dt), a.astype(dt), margin=0.0,
+                               reduction="none")
+        want = (np.linalg.norm(n - p, axis=1) - np.linalg.norm(n - a, axis=1))
+        want = np.maximum(want, 0)
+        np.testing.assert_allclose(tt, want, rtol=1e-5)
+        assert all(np.all(np.isfinite(g)) for g in gt)
+
+
+def test_cosine_embedding_limits_through_prepare():
+    a = np.array([[INF, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    b, y = np.ones((2, 3)), np.array([1.0, -1.0])
+    run = fl.prepare(fl.cosine_embedding, a, b, y, margin=0.1)
+    v, g = run(a)
+    w, gw = fl.value_and_grad(fl.cosine_embedding)(a, b, y, margin=0.1)
+    assert np.isfinite(v) and v == w
+    np.testing.assert_array_equal(g, gw)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_sigmoid_focal_tiny_target_not_cancelled(dt):
+    """α_t = α y + (1 − α)(1 − y) for a tiny soft target y: regrouped under fast-math it
+    cancelled to 0 (loss 0 instead of ≈ 0.17 y); reference: the formula in float64."""
+    x = np.array([0.0, 0.5, -0.5, 2.0])
+    for y0 in (1e-20, 3e-25):
+        y = np.full(4, y0)
+        p = 1 / (1 + np.exp(-x))
+        ce = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        u = p * (1 - y) + (1 - p) * y
+        want = (1.0 * y) * u ** 2 * ce
+        got = fl.sigmoid_focal(x.astype(dt), y.astype(dt), alpha=1.0, gamma=2.0,
+                               reduction="none")
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dt == np.float32 else 1e-12)

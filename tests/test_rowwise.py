@@ -536,7 +536,7 @@ def test_errors():
     with pytest.raises(ValueError, match="empty class axis"):
         ice(np.zeros((2, 0)), np.array([0, 0]))
     with pytest.raises(ValueError, match="no diagonal Hessian"):
-        fl.grad_and_hessian(ice)
+        fl.grad_and_hessian(fl.kl_divergence)
 
 
 def test_registry():
@@ -545,7 +545,133 @@ def test_registry():
                  "cosine_embedding", "cosine_distance", "triplet_margin",
                  "mean_pairwise_squared_error"]:
         info = fl.LOSSES[name]
-        assert info.kind == "rowwise" and not info.has_hessian
+        assert info.kind == "rowwise"
+        assert info.has_hessian == name.startswith("softmax_cross_entropy")
         assert name in fl.__all__
     assert fl.LOSSES["cosine_embedding"].inputs == ("x1", "x2", "labels")
     assert fl.LOSSES["triplet_margin"].differentiable == ("anchor", "positive", "negative")
+
+
+# ------------------------------------------------- diagonal Hessian (softmax cross-entropy)
+ICE = fl.softmax_cross_entropy_with_integer_labels
+SCE = fl.softmax_cross_entropy
+
+
+def ref_hess(x, T, gs):
+    """gs·T·p(1 − p) per row: the diagonal of ∂²(Σ gs·ℓ)/∂x² for a loss T·lse(x) − (linear)."""
+    p = np.exp(log_softmax(x, -1))
+    return (gs * T)[:, None] * p * (1 - p)
+
+
+def fd_hess(gradfn, x, h=1e-5):
+    """Central differences of the gradient along each logit: the Hessian's diagonal."""
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        out[idx] = (gradfn(xp)[idx] - gradfn(xm)[idx]) / (2 * h)
+    return out
+
+
+def _hess_scale(reduction, w, den):
+    if reduction == "mean":
+        return w / np.sum(w * den)
+    return w
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_hessian_integer_labels_weights_smoothing_ignore(reduction):
+    x = RNG.normal(size=(N, C)) * 2
+    k = np.array([1, -100, 5, 0])
+    cw = RNG.random(C) + 0.2
+    w = np.array([0.5, 2.0, 1.5, 0.0])
+    s = 0.15
+    kw = dict(class_weight=cw, label_smoothing=s, sample_weight=w, reduction=reduction)
+    g, h = fl.grad_and_hessian(ICE)(x, k, **kw)
+    assert g.shape == h.shape == x.shape and h.dtype == np.float64
+    counted = k != -100
+    T = np.where(counted, (1 - s) * cw[np.where(counted, k, 0)] + s / C * cw.sum(), 0.0)
+    den = np.where(counted, cw[np.where(counted, k, 0)], 0.0)
+    ref = ref_hess(x, T, _hess_scale(reduction, w, den))
+    np.testing.assert_allclose(h, ref, rtol=1e-13, atol=1e-16)
+    assert np.all(h[1] == 0) and np.all(h[3] == 0)          # ignored row; zero weight
+    # the gradient is value_and_grad's, bit for bit
+    np.testing.assert_array_equal(g, fl.grad(ICE)(x, k, **kw))
+    # central differences of the gradient
+    fd = fd_hess(lambda z: fl.grad(ICE)(z, k, **kw), x)
+    np.testing.assert_allclose(h, fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_hessian_dense_labels_smoothing(reduction):
+    x = RNG.normal(size=(N, C)) * 2
+    y = probs((N, C)) * np.array([[1.0], [0.5], [2.0], [1.0]])   # rows of other totals
+    y[0, 2] = 0.0
+    w = np.array([1.0, 0.25, 3.0, 1.0])
+    s = 0.1
+    kw = dict(label_smoothing=s, sample_weight=w, reduction=reduction)
+    g, h = fl.grad_and_hessian(SCE)(x, y, **kw)
+    T = (y * (1 - s) + s / C).sum(-1)                      # Σ smoothed targets per row
+    ref = ref_hess(x, T, _hess_scale(reduction, w, np.ones(N)))
+    np.testing.assert_allclose(h, ref, rtol=1e-13, atol=1e-16)
+    np.testing.assert_array_equal(g, fl.grad(SCE)(x, y, **kw))
+    fd = fd_hess(lambda z: fl.grad(SCE)(z, y, **kw), x)
+    np.testing.assert_allclose(h, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_hessian_float32_axis_buffers_nan_and_limits():
+    x = RNG.normal(size=(N, C)) * 3
+    x[1, 2] = np.nan            # a NaN row: NaN gradient and Hessian in that row only
+    x[2, 4] = -np.inf           # a masked class: p = 0 there, its Hessian 0
+    x[3, [0, 5]] = np.inf       # two +inf logits share the softmax: p = 1/2 each
+    k = np.array([0, 1, 2, 3])
+    g, h = fl.grad_and_hessian(ICE)(x, k, reduction="sum")
+    assert np.isnan(h[1]).all() and np.isnan(g[1]).all()
+    assert h[2, 4] == 0 and np.isfinite(h[[0, 2, 3]]).all()
+    np.testing.assert_allclose(h[3], [0.25, 0, 0, 0, 0, 0.25], atol=1e-16)
+    ok = [0, 2]
+    np.testing.assert_allclose(h[ok], ref_hess(x[ok], np.ones(2), np.ones(2)), rtol=1e-13,
+                               atol=1e-16)
+    # float32 in, float32 out, against the float64 reference
+    x32 = RNG.normal(size=(N, C)).astype(np.float32) * 2
+    g32, h32 = fl.grad_and_hessian(ICE)(x32, k)
+    assert g32.dtype == h32.dtype == np.float32
+    ref = ref_hess(x32.astype(np.float64), np.ones(N), np.full(N, 1 / N))
+    np.testing.assert_allclose(h32, ref, rtol=2e-5, atol=1e-7)
+    # class axis first: the Hessian moves back like the gradient; buffers are filled
+    xt = np.ascontiguousarray(x32.T)
+    gb, hb = np.empty_like(xt), np.empty_like(xt)
+    g2, h2 = fl.grad_and_hessian(ICE)(xt, k, axis=0, grad_out=gb, hess_out=hb)
+    assert g2 is gb and h2 is hb
+    np.testing.assert_array_equal(h2, h32.T)
+    np.testing.assert_array_equal(g2, g32.T)
+    with pytest.raises(ValueError, match="share memory"):
+        fl.grad_and_hessian(ICE)(x32, k, grad_out=g32, hess_out=g32)
+    with pytest.raises(ValueError, match="hess_out"):
+        fl.grad_and_hessian(ICE)(x32, k, hess_out=np.empty((N, C)))   # float64 buffer
+    with pytest.raises(ValueError, match="no diagonal Hessian"):
+        fl.grad_and_hessian(fl.multiclass_hinge)
+
+
+def test_hessian_parallel_serial_and_chunked_kernels(monkeypatch):
+    """The parallel row kernel, its serial twin and the chunked kernel store the same bits."""
+    x = RNG.normal(size=(64, 300))          # 19 200 elements: the parallel kernel
+    k = RNG.integers(0, 300, 64)
+    g1, h1 = fl.grad_and_hessian(ICE)(x, k, reduction="sum", n_threads=1)
+    g2, h2 = fl.grad_and_hessian(ICE)(x, k, reduction="sum", n_threads=2)
+    np.testing.assert_array_equal(h1, h2)
+    np.testing.assert_array_equal(g1, g2)
+    np.testing.assert_array_equal(g2, fl.grad(ICE)(x, k, reduction="sum", n_threads=2))
+    np.testing.assert_allclose(h1, ref_hess(x, np.ones(64), np.ones(64)), rtol=1e-13,
+                               atol=1e-18)
+    # few long rows: the chunked kernel (forced, with small chunks)
+    xc, kc = RNG.normal(size=(1, 17000)), np.array([5])
+    monkeypatch.setattr(_rowwise, "CHUNK", 1000)
+    monkeypatch.setattr(_rowwise, "_use_chunks", lambda N, D: True)
+    gc, hc = fl.grad_and_hessian(ICE)(xc, kc, reduction="sum", n_threads=2)
+    np.testing.assert_allclose(hc, ref_hess(xc, np.ones(1), np.ones(1)), rtol=1e-12,
+                               atol=1e-22)
+    p = np.exp(log_softmax(xc, -1))
+    p[0, 5] -= 1
+    np.testing.assert_allclose(gc, p, rtol=1e-12, atol=1e-22)

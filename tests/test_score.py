@@ -10,7 +10,7 @@ import pytest
 
 import fastloss
 from fastloss import ScoreDataError, score
-from fastloss import _io, _sketch
+from fastloss import _io
 
 N = 20_000 + 37  # several 2048-row blocks and a ragged tail
 
@@ -46,11 +46,32 @@ def test_sum_and_mean_same_bits_for_every_chunk_size(dt):
     assert whole.count == N and whole.weight_sum == N
     assert abs(whole.sum - ref.sum()) <= tol * ref.sum()
     assert whole.mean == whole.sum / N
-    mem = float(fastloss.sigmoid_binary_cross_entropy(x, y, reduction="sum"))
-    assert abs(whole.sum - mem) <= (2e-6 if dt == np.float32 else 1e-12) * mem
-    # the fixed order is the documented one: block sums folded in order
-    per = fastloss.sigmoid_binary_cross_entropy(x, y, reduction="none")
-    assert whole.sum == _sketch.sum_blocks(per)
+    # bit for bit the in-memory call (its own accumulator, continued across the chunks)
+    mem = fastloss.sigmoid_binary_cross_entropy(x, y, reduction="sum")
+    assert dt(whole.sum) == mem and dt(whole.mean) == fastloss.sigmoid_binary_cross_entropy(x, y)
+    vg = fastloss.value_and_grad(fastloss.sigmoid_binary_cross_entropy)(x, y, reduction="sum")
+    assert vg[0] == mem
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_weighted_sum_and_mean_equal_in_memory_bits(tmp_path, dt):
+    """Weighted sums and means of streamed sources, every chunk size, against the in-memory
+    loss's own results, bit for bit (both dtypes, gradients requested or not)."""
+    x, y = _data(dt=dt, seed=3)
+    w = np.random.default_rng(4).random(N).astype(dt)
+    mem_sum = fastloss.huber(x, y, sample_weight=w, delta=0.7, reduction="sum")
+    mem_mean = fastloss.huber(x, y, sample_weight=w, delta=0.7)
+    np.save(tmp_path / "x.npy", x)
+    for c in (2048, 6144, 1 << 16):
+        for src in (x, str(tmp_path / "x.npy")):
+            r = score("huber", src, y, sample_weight=w, delta=0.7, chunk_size=c)
+            assert dt(r.sum) == mem_sum and dt(r.mean) == mem_mean, (c, type(src))
+        g = np.empty_like(x)
+        r = score("huber", x, y, sample_weight=w, delta=0.7, chunk_size=c, grad_out=g)
+        assert dt(r.sum) == mem_sum
+        np.testing.assert_array_equal(
+            g, fastloss.grad(fastloss.huber)(x, y, sample_weight=w, delta=0.7,
+                                               reduction="sum"))
 
 
 def test_same_bits_for_every_thread_count():
@@ -196,7 +217,7 @@ def test_bad_arguments_raise_before_reading():
     with pytest.raises(ValueError, match="nulls"):
         score("huber", x, y, nulls="fill")
     with pytest.raises(ValueError, match="hess_out"):
-        score("softmax_cross_entropy", x.reshape(-1, 1), y.reshape(-1, 1), hess_out=np.empty(N))
+        score("kl_divergence", x.reshape(-1, 1), y.reshape(-1, 1), hess_out=np.empty(N))
     with pytest.raises(ValueError, match="chunk_size"):
         score("huber", x, y, chunk_size=0)
 
@@ -319,3 +340,24 @@ def test_memory_bounded_independent_of_data_size(tmp_path):
     # 8M rows are 96 MB of mapped input and output; the call holds a few 1 MB chunks
     assert large < 24 and large - small < 8, res
     assert kept > 64, res  # without releasing the consumed pages, the whole files stay resident
+
+
+def test_mean_of_ignored_labels_class_weights_and_ctc_is_the_in_memory_mean():
+    """score's mean divides by what the in-memory "mean" divides by: the counted rows of
+    ignore_index / class_weight (softmax CE), Σ w with per-sequence label lengths (CTC)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5000, 7))
+    k = rng.integers(-1, 7, 5000)
+    cw, w = rng.uniform(size=7), rng.uniform(size=5000)
+    f = fastloss.softmax_cross_entropy_with_integer_labels
+    for kw in ({"ignore_index": -1}, {"ignore_index": -1, "class_weight": cw},
+               {"ignore_index": -1, "class_weight": cw, "sample_weight": w}):
+        for c in (2048, 1 << 20):
+            r = score(f, x, k, chunk_size=c, **kw)
+            assert r.mean == pytest.approx(float(f(x, k, **kw)), rel=1e-13), (kw, c)
+            assert r.sum == pytest.approx(float(f(x, k, reduction="sum", **kw)), rel=1e-13)
+    lg = rng.standard_normal((3000, 10, 5))
+    lab, il, ll = rng.integers(1, 5, (3000, 3)), np.full(3000, 10), rng.integers(0, 4, 3000)
+    r = score(fastloss.ctc_loss, lg, lab, il, ll, sample_weight=w[:3000], chunk_size=2048)
+    want = fastloss.ctc_loss(lg, lab, il, ll, sample_weight=w[:3000])
+    assert r.mean == pytest.approx(float(want), rel=1e-12)

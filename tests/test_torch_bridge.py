@@ -346,3 +346,71 @@ def test_cuda_tensors_stay_on_device():
     lr = lg.detach().clone().requires_grad_()
     F.cross_entropy(lr, k, reduction="sum").backward()
     torch.testing.assert_close(lg.grad, lr.grad, rtol=1e-5, atol=1e-6)
+
+
+# --- section 4 of the bridge's contract: every module, zero copy, grad modes ---------------
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_every_module_equals_its_function(name):
+    arrays, params = case(name, seed=2)
+    m = getattr(flt, flt._camel(name))(reduction="sum", **params)
+    assert isinstance(m, torch.nn.Module) and name in repr(m)
+    ts1, ts2 = _tensors(name, arrays), _tensors(name, arrays)
+    v1 = m(*ts1)
+    v2 = getattr(flt, name)(*ts2, reduction="sum", **params)
+    assert v1.dtype == v2.dtype == torch.float64
+    assert v1.item() == v2.item()
+    v1.backward()
+    v2.backward()
+    for a, b in zip(ts1, ts2):
+        if a.requires_grad:
+            torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+
+
+def test_zero_copy_in_and_out(monkeypatch):
+    """Inputs reach the kernels as views of the tensors' memory; the gradient is written
+    by the kernel into the tensor that backward hands to autograd; per-element values come
+    back as views of fastloss's result."""
+    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(50, dtype=torch.float64)
+    seen = {}
+    info = LOSSES["log_cosh"]
+    orig = info.runner
+
+    def spy(inputs, params, **kw):
+        seen["inputs"] = dict(inputs)
+        seen["grad_out"] = kw.get("grad_out")
+        res = orig(inputs, params, **kw)
+        seen["value"] = res[0]
+        return res
+
+    monkeypatch.setattr(info, "runner", spy)
+    v = flt.log_cosh(x, y, reduction="none")
+    assert seen["inputs"]["pred"].ctypes.data == x.data_ptr()
+    assert seen["inputs"]["target"].ctypes.data == y.data_ptr()
+    assert v.data_ptr() == seen["value"].ctypes.data           # torch.from_numpy: no copy
+    gbuf = seen["grad_out"]
+    ref = fastloss.grad(fastloss.log_cosh)(x.detach().numpy(), y.numpy(), reduction="none")
+    np.testing.assert_array_equal(gbuf, ref)                 # written by the fused kernel
+    v.backward(torch.ones(50, dtype=torch.float64))
+    np.testing.assert_array_equal(x.grad.numpy(), ref)
+    # a strided (non-contiguous) input is read in place as well
+    base = torch.randn(100, dtype=torch.float64)
+    xs = base[::2].requires_grad_()
+    flt.log_cosh(xs, y)
+    assert seen["inputs"]["pred"].ctypes.data == base.data_ptr()
+    assert seen["inputs"]["pred"].strides == (16,)
+
+
+def test_inference_mode_and_requires_grad_labels():
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    k = torch.tensor([0, 2, 1, 1, 0])
+    with torch.inference_mode():
+        v = flt.softmax_cross_entropy_with_integer_labels(x, k)
+    assert not v.requires_grad
+    torch.testing.assert_close(v, F.cross_entropy(x.detach(), k))
+    # dense labels are differentiable for softmax_cross_entropy: both get gradients
+    p = torch.softmax(torch.randn(5, 3, dtype=torch.float64), -1).requires_grad_()
+    flt.softmax_cross_entropy(x, p, reduction="sum").backward()
+    torch.testing.assert_close(p.grad, -torch.log_softmax(x.detach(), -1))
+    torch.testing.assert_close(x.grad, torch.softmax(x.detach(), -1) - p.detach())

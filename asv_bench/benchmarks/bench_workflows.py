@@ -2,7 +2,8 @@
 
 Each class times fastloss's side and its real peer as two benchmarks of the same class, so
 ``asv compare`` shows both: L-BFGS-B logistic regression against scikit-learn's
-``LogisticRegression(solver="lbfgs")``, XGBoost/LightGBM 100 rounds with a fastloss
+``LogisticRegression(solver="lbfgs")``, fastloss.linear_model fits against scikit-learn's,
+the PyTorch bridge against PyTorch's loss, XGBoost/LightGBM 100 rounds with a fastloss
 objective against the built-in one (skipped when missing), a call with every core busy
 against the serial kernel, and float64 per-call time against scikit-learn, NumPy, PyTorch.
 Accuracy (coefficient difference, test AUC) is reported by ``track_*`` benchmarks.
@@ -123,3 +124,53 @@ class WorkflowFloat64PerCall:
 
     def time_value_and_grad(self, n, impl):
         self.f()
+
+
+@timing
+class WorkflowEstimators:
+    """fastloss.linear_model fits against scikit-learn's (the same objective)."""
+    params = (["multinomial", "poisson"], ["1000x20", "20000x50"])
+    param_names = ["model", "shape"]
+    timeout = 600
+    repeat = (5, 10, 30.0)
+
+    def setup(self, model, shape):
+        n, d = map(int, shape.split("x"))
+        case = _W()._estimator_case(model, n, d)
+        try:
+            args, kw = case.make()
+        except ImportError:
+            raise NotImplementedError("scikit-learn is not installed")
+        self.fl = case.run(args, kw)
+        self.sk = case.peers["sklearn"](args, kw)
+        self.fl(), self.sk()
+
+    def time_fastloss_fit(self, model, shape):
+        self.fl()
+
+    def time_sklearn_fit(self, model, shape):
+        self.sk()
+
+
+@timing
+class WorkflowTorchBridge:
+    """fastloss.torch.huber forward + backward against torch's huber_loss, float32."""
+    params = ([10_000, 1_000_000],)
+    param_names = ["n"]
+    timeout = 300
+
+    def setup(self, n):
+        case = _W()._torch_case(n)
+        try:
+            args, kw = case.make()
+        except ImportError:
+            raise NotImplementedError("PyTorch is not installed")
+        self.fl = case.run(args, kw)
+        self.peer = case.peers["torch"](args, kw)
+        self.fl(), self.peer()
+
+    def time_fastloss_torch(self, n):
+        self.fl()
+
+    def time_torch(self, n):
+        self.peer()

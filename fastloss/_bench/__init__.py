@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-FAMILIES = ("elementwise", "rowwise", "ctc", "workflows")
+FAMILIES = ("elementwise", "rowwise", "ctc", "workflows", "sizes")
 # what a plain ``python -m fastloss bench`` runs; the workflows (model fits, boosting, a
 # contention case that starts busy processes) take minutes and run with --family workflows
 DEFAULT_FAMILIES = ("elementwise", "rowwise", "ctc")
@@ -37,6 +37,8 @@ class Case:
     run: Optional[Callable] = None
     load: Optional[Callable] = None
     note: Optional[Callable] = None
+    n: Optional[int] = None   # elements of the prediction, where a family sets it (sizes)
+    family: str = ""          # set by all_cases
 
 
 def all_cases(quick: bool = False, families=DEFAULT_FAMILIES) -> list:
@@ -48,5 +50,7 @@ def all_cases(quick: bool = False, families=DEFAULT_FAMILIES) -> list:
             mod = importlib.import_module(f"fastloss._bench.{fam}")
         except ImportError:
             continue
-        out.extend(mod.cases(quick))
+        for c in mod.cases(quick):
+            c.family = fam
+            out.append(c)
     return out

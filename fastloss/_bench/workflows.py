@@ -8,11 +8,15 @@
   L-BFGS-B options (``gtol = tol``, ``ftol = 64 eps``, ``maxls = 50``).  Timed: one fit.
   Reported beside the row: the largest coefficient difference (class-centred for the
   multinomial, whose softmax is invariant to a per-feature shift) and the loss calls.
-* ``xgboost_objective`` / ``lightgbm_objective``: 100 boosting rounds with a custom objective
-  from ``fastloss.grad_and_hessian(sigmoid_binary_cross_entropy)`` (``reduction="sum"``:
-  per-sample gradients) against the library's built-in binary logistic objective, both
+* ``xgboost_objective`` / ``lightgbm_objective``: 100 boosting rounds with the objective of
+  ``fastloss.boosting`` for ``sigmoid_binary_cross_entropy`` (per-sample gradients) against the library's built-in binary logistic objective, both
   started from margin 0.  Reported: training time of each, the share of the fastloss run
   spent inside the objective, test AUC of each.  Skipped when the library is missing.
+* ``estimator_multinomial`` / ``estimator_poisson``: ``fastloss.linear_model``'s
+  ``LinearClassifier`` / ``LinearRegressor("poisson_nll")`` against scikit-learn's
+  ``LogisticRegression`` / ``PoissonRegressor`` on the same objective.  Timed: one fit.
+* ``huber`` "torch bridge": ``fastloss.torch.huber`` forward + backward against
+  ``torch.nn.functional.huber_loss``, float32.
 * ``contention``: one value+gradient call while busy-loop processes keep every core busy
   (started just before the case is timed, stopped right after), default threads against
   the serial kernel (``n_threads=1``) on the same input.
@@ -147,13 +151,18 @@ def _gb_case(lib, n):
         __import__(lib)  # ImportError: the case is skipped
         return _gb_data(n), {}
 
-    def objective(preds, labels):
-        import fastloss as fl
-        t = time.perf_counter()
-        g, h = fl.grad_and_hessian(fl.sigmoid_binary_cross_entropy)(
-            np.asarray(preds, np.float64), labels, reduction="sum")
-        state["t_obj"] += time.perf_counter() - t
-        return g, h
+    def timed(obj):
+        def f(preds, data):
+            t = time.perf_counter()
+            r = obj(preds, data)
+            state["t_obj"] += time.perf_counter() - t
+            return r
+        return f
+
+    def objective():
+        import fastloss.boosting as fb
+        make = fb.xgboost_objective if lib == "xgboost" else fb.lightgbm_objective
+        return timed(make("sigmoid_binary_cross_entropy"))
 
     def train(args, custom):
         Xtr, ytr, Xte, yte = args
@@ -165,8 +174,7 @@ def _gb_case(lib, n):
             if custom:
                 def fit():
                     state["t_obj"] = 0.0
-                    b = xgb.train(dict(p, base_score=0.0), dtr, ROUNDS,
-                                  obj=lambda pr, dm: objective(pr, ytr))
+                    b = xgb.train(dict(p, base_score=0.0), dtr, ROUNDS, obj=objective())
                     state["auc_fl"] = _auc(yte, b.predict(dte, output_margin=True))
             else:
                 def fit():
@@ -182,8 +190,7 @@ def _gb_case(lib, n):
             dtr = lgb.Dataset(Xtr, label=ytr, free_raw_data=False)
             if custom:
                 state["t_obj"] = 0.0
-                b = lgb.train(dict(p, objective=lambda pr, ds: objective(pr, ytr)), dtr,
-                              ROUNDS)
+                b = lgb.train(dict(p, objective=objective()), dtr, ROUNDS)
                 state["auc_fl"] = _auc(yte, b.predict(Xte, raw_score=True))
             else:
                 b = lgb.train(dict(p, objective="binary"), dtr, ROUNDS)
@@ -200,6 +207,81 @@ def _gb_case(lib, n):
     return Case(f"{lib}_objective", f"{n}x20 {ROUNDS} rounds", make, lambda args: None,
                 {"builtin": lambda args, kw: train(args, False)},
                 run=lambda args, kw: train(args, True), note=note,)
+
+
+# ---------------------------------------------------------------------------- estimators
+def _estimator_case(model, n, d):
+    """fastloss.linear_model against its scikit-learn counterpart, the same objective."""
+    K = 5 if model == "multinomial" else 2
+    state = {}
+
+    def make(dtype=None):
+        __import__("sklearn")  # ImportError: the case is skipped
+        X, y = _lr_data(n, d, K)
+        if model == "poisson":
+            rng = np.random.default_rng(1)
+            y = rng.poisson(np.exp(0.3 * X[:, :3].sum(1))).astype(np.float64)
+        return (X, y), {}
+
+    def pair():
+        from sklearn import linear_model as skl
+
+        from .. import linear_model as flm
+        alpha = 1.0 / (C_REG * n)
+        if model == "poisson":   # mean half-deviance (= poisson_nll + const) + alpha/2 ||w||²
+            return (skl.PoissonRegressor(alpha=1e-3, tol=1e-8, max_iter=1000),
+                    flm.LinearRegressor("poisson", alpha=1e-3, tol=1e-8, max_iter=1000))
+        return (skl.LogisticRegression(C=C_REG, tol=1e-8, max_iter=1000),
+                flm.LinearClassifier(alpha=alpha, tol=1e-8, max_iter=1000))
+
+    def run(args, kw):
+        def fit():
+            state["fl"] = pair()[1].fit(*args)
+        return fit
+
+    def sk(args, kw):
+        def fit():
+            state["sk"] = pair()[0].fit(*args)
+        return fit
+
+    def note(args, kw):
+        if "fl" not in state or "sk" not in state:
+            return ""
+        a, b = np.ravel(state["fl"].coef_), np.ravel(state["sk"].coef_)
+        return (f"{state['fl'].n_iter_} iterations; max |coef - sklearn coef| / max |coef| "
+                f"{np.abs(a - b).max() / np.abs(b).max():.1e}")
+
+    return Case(f"estimator_{model}", f"{n}x{d}", make, lambda args: None,
+                {"sklearn": sk}, run=run, note=note)
+
+
+# -------------------------------------------------------------------------- PyTorch bridge
+def _torch_case(n):
+    """fastloss.torch.huber forward + backward against torch's huber_loss, float32."""
+    def make(dtype=None):
+        import torch  # ImportError: the case is skipped
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(n, generator=g, requires_grad=True)
+        return (x, torch.randn(n, generator=g)), {}
+
+    def run(args, kw):
+        import fastloss.torch as flt
+
+        def f():
+            args[0].grad = None
+            flt.huber(*args).backward()
+        return f
+
+    def peer(args, kw):
+        import torch
+
+        def f():
+            args[0].grad = None
+            torch.nn.functional.huber_loss(*args).backward()
+        return f
+
+    return Case("torch_bridge_huber", f"n={n:.0e} f32", make,
+                lambda args: 3 * 4 * n, {"torch": peer}, run=run)
 
 
 # ---------------------------------------------------------------------------- contention
@@ -248,15 +330,18 @@ def _f64_case(n):
 def cases(quick: bool = False) -> list:
     if quick:
         lr = [(1000, 20), (5000, 50)]
-        gb, busy, f64 = 2000, [20_000], [10, 1000]
+        gb, busy, f64, torch_n = 2000, [20_000], [10, 1000], [10_000]
     else:
         lr = [(1000, 20), (200_000, 50)]
         gb, busy, f64 = 100_000, [20_000, 200_000, 2_000_000], [10, 1000, 10_000, 100_000]
+        torch_n = [10_000, 1_000_000, 10_000_000]
     out = []
     for n, d in lr:
         out.append(_lr_case(n, d, 2))
         out.append(_lr_case(n, d, 5))
+    out += [_estimator_case(m, n, d) for n, d in lr for m in ("multinomial", "poisson")]
     out += [_gb_case("xgboost", gb), _gb_case("lightgbm", gb)]
+    out += [_torch_case(n) for n in torch_n]
     out += [_contention_case(n) for n in busy]
     out += [_f64_case(n) for n in f64]
     return out

@@ -35,8 +35,15 @@ of more than 87 nats between the classes a sequence uses) and paths that fall mo
 exactly 0 means p(l|x) = 0.
 
 ``want_grad`` is a runtime flag (one compiled kernel per dtype serves value-only and
-value+gradient calls; compiling is the expensive part).  The kernel returns the number of
-sequences that took the log-space path.
+value+gradient calls; compiling is the expensive part).
+
+**Compile cost.** The log-space path is a kernel of its own, ``ctc_logspace_kernel``:
+``ctc_kernel`` marks the sequences it cannot take in ``lg`` and leaves their loss and
+gradient rows to it, and the runner launches it only when a sequence is marked.  Most
+programs never compile it (it cost about half of ``ctc_kernel``'s compile time, twice in
+the parallel kernel, where the parfor typing saw the sequence index once as int64 and once
+as uint64).  Each sequence is computed by the same code either way: the results do not
+depend on the split.
 """
 import math
 
@@ -60,8 +67,13 @@ BLK = 256           # phase-1 sums: dtype lanes within a block, float64 across b
 
 
 def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, losses,
-               want_grad, grad, Ep, PS, fr, flg, use_prob):
+               want_grad, grad, Ep, PS, fr, flg, use_prob, lg):
     """Per-sequence −log p(l|x) into ``losses`` (float64); gradient rows into ``grad``.
+
+    Sequences the probability-space path cannot take get ``lg[n] = 1`` (``lg``: (N,)
+    uint8, written for every sequence) and are left to :func:`ctc_logspace_kernel`: their
+    ``losses`` entry and gradient rows are not written here, their softmax (``fr``) and
+    stored exponentials (``grad``) are.
 
     x: (N, T, C), or (T, N, C) when ``tnc``; ext: (N, Smax) extended labels (int64);
     skip: (N, Smax + 2) additive skip-transition mask into state s (0 or −inf);
@@ -139,9 +151,9 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, loss
                 f[2] = M
             flg[n, t] = bad
 
-    # -- phase 2: α and β in probability space; log space for the sequences it cannot take
-    nlog = 0
+    # -- phase 2: α and β in probability space; marks the sequences it cannot take
     for n in prange(N):
+        lg[n] = 0
         Tn = in_len[n]
         sn = min(2 * lab_len[n] + 1, smax)
         if Tn == 0:
@@ -158,18 +170,18 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, loss
                 if want_grad and math.isfinite(lp):
                     ok = prob_beta(Ep[n], PS[n], fr[n], skipm[n], Tn, sn, lp)
         if not ok:
-            nlog += 1
-            losses[n] = logspace(x, tnc, log_probs, ext[n], skip[n], fr[n], n, Tn, sn,
-                                 want_grad, Ep[n], PS[n])
+            lg[n] = 1   # log space: ctc_logspace_kernel
 
-    # -- phase 3: gradient rows
+    # -- phase 3: gradient rows (of the sequences phase 2 completed)
     if want_grad:
         for i in prange(N * T):
             n = i // T
             t = i - n * T
             g = grad[t, n] if tnc else grad[n, t]
             ln = losses[n]
-            if t >= in_len[n] or ln == POS_INF:
+            if lg[n] != 0:
+                pass    # ctc_logspace_kernel writes this row
+            elif t >= in_len[n] or ln == POS_INF:
                 for k in range(C):
                     g[k] = 0.0
             elif ln != ln:
@@ -189,7 +201,51 @@ def ctc_kernel(x, tnc, log_probs, ext, skip, skipm, in_len, lab_len, scale, loss
                 for s in range(sn):
                     c = ext[n, s]
                     g[c] -= sc * gm[s]
-    return nlog
+    return 0
+
+
+def ctc_logspace_kernel(x, tnc, log_probs, ext, skip, in_len, lab_len, scale, losses,
+                        want_grad, grad, Ep, PS, fr, idx):
+    """The sequences ``idx`` (int64) that :func:`ctc_kernel` marked, in log space: their
+    ``losses`` entry and (``want_grad``) their gradient rows, by the code ``ctc_kernel``'s
+    phase 3 runs for the others, on the state it left (``fr``, the exponentials in ``grad``).
+    Arguments as :func:`ctc_kernel`'s."""
+    if tnc:
+        T = x.shape[0]
+    else:
+        T = x.shape[1]
+    C = x.shape[2]
+    smax = ext.shape[1]
+    for j in prange(idx.shape[0]):
+        n = idx[j]
+        Tn = in_len[n]
+        sn = min(2 * lab_len[n] + 1, smax)
+        ln = logspace(x, tnc, log_probs, ext[n], skip[n], fr[n], n, Tn, sn, want_grad,
+                      Ep[n], PS[n])
+        losses[n] = ln
+        if want_grad:
+            sc = scale[n]
+            for t in range(T):
+                g = grad[t, n] if tnc else grad[n, t]
+                if t >= Tn or ln == POS_INF:
+                    for k in range(C):
+                        g[k] = 0.0
+                elif ln != ln:
+                    for k in range(C):
+                        g[k] = np.nan
+                else:
+                    if log_probs:
+                        for k in range(C):
+                            g[k] = 0.0
+                    else:
+                        q = sc * fr[n, t, 1]  # e^(x − m) / Σ e^(x − m), scaled
+                        for k in range(C):
+                            g[k] = g[k] * q
+                    gm = Ep[n, t]
+                    for s in range(sn):
+                        c = ext[n, s]
+                        g[c] -= sc * gm[s]
+    return 0
 
 
 def _prob_alpha(Ep, PS, fr, sm, Tn, sn):

@@ -7,12 +7,13 @@ passed as ``None`` are pruned at compile time (Numba types them as ``none``), so
 value-only, value+gradient and gradient+Hessian calls each compile to a loop that stores
 only what is asked for.
 
-The loop runs over blocks of ``BLK`` elements in parallel; inside a block the sum and the
-invalid-label count accumulate in the array dtype (so the loop is all-float32 for float32
-input and LLVM vectorizes it at full width); each block stores its sum in an array and the
-block sums are added in float64, in block order, after the parallel loop.  No ``prange``
-reduction variable: the result does not depend on the scheduler or the thread count, and
-the serial twin (``parallel=False``) computes the same blocks in the same order.
+The loop runs over blocks of ``BLK`` elements in parallel.  The sum has one fixed order,
+defined in :mod:`fastloss._cpu.fold` (float64 chunk sums, blocks added in order from
+``s_in``), written with strict adds that no compiler flag may regroup: it does not depend
+on the scheduler, the thread count, the vector width chosen, or whether the caller wanted
+outputs; the serial twin computes the same blocks in the same order; and a sequence of
+calls on consecutive slices whose lengths are multiples of ``BLK``, each starting from the
+previous total, gives the bits of one call on the whole array (what streaming relies on).
 Indices are unsigned: with a signed index starting at an unknown ``lo`` Numba emits a
 negative-index wraparound select per access, which turned the loads into gathers (10x slower).
 
@@ -32,8 +33,9 @@ loss_fn = None   # bound per loss: (x, y, a, b, c) -> (value, grad, hess)
 check_fn = None  # bound per loss: (x, y, a, b, c) -> bool, False for an invalid label
 FT = None        # bound: numba.float32 or numba.float64
 
-BLK = 2048
-CH = 512     # elements per stack-staged chunk of a block (see ew_kernel)
+from .fold import BLK, CH, chunk_sum  # noqa: E402  (the fixed summation order)
+from .._math.strict import sadd  # noqa: E402
+
 
 
 @intrinsic(prefer_literal=True)
@@ -66,8 +68,9 @@ def stack_empty(typingctx, size, dtype):
     return arrty(size, dtype), codegen
 
 
-def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h):
-    """Σ w·ℓ (float64) and the count of invalid labels; stores w·ℓ, gscale·w·ℓ', gscale·w·ℓ''.
+def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in):
+    """``s_in`` + Σ w·ℓ (float64, in the fixed order of :func:`lane_fold`) and the count of
+    invalid labels; stores w·ℓ, gscale·w·ℓ', gscale·w·ℓ''.
 
     x, y, w (or None): 1-D, same length; ws: scalar weight; a, b, c: loss parameters.
     """
@@ -80,12 +83,23 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h):
     for blk in prange(nb):
         lo = blk * BLK
         hi = min(lo + BLK, n)
-        t = zero
         tb = zero
-        if out_l is None and out_g is None and out_h is None:
-            # value only: one loop, no stores (so no run-time alias check either)
-            for i0 in range(lo, hi):
-                i = np.uint64(i0)  # unsigned: no negative-index wraparound, loads vectorize
+        # A loop that loads the inputs and stores into the caller's buffers gets a
+        # run-time alias check from LLVM: outputs within a vector's reach of an input
+        # (adjacent small allocations, out=pred in place) run the scalar loop, whose
+        # per-element math (the vectorized exp/log polynomials) differs in its last bits
+        # from the vector loop's.  So per chunk: (1) compute into stack arrays (no alias
+        # check: always the same path for a given length), (2) copy them to the outputs
+        # (bit exact on either path), (3) sum the values (:func:`fastloss._cpu.fold.chunk_sum`).
+        sv = stack_empty(CH, FT)
+        sg = stack_empty(CH, FT)
+        sh = stack_empty(CH, FT)
+        t = 0.0
+        for c0 in range(lo, hi, CH):
+            m = min(c0 + CH, hi) - c0
+            for j0 in range(m):
+                j = np.uint64(j0)
+                i = np.uint64(c0 + j0)
                 xi = x[i]
                 yi = y[i]
                 v, g, h = loss_fn(xi, yi, a, b, c)
@@ -93,52 +107,29 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h):
                 wi = ws
                 if w is not None:
                     wi = w[i] * ws
-                t += FT(v * wi)
-        else:
-            # A loop that loads the inputs and stores into the caller's buffers gets a
-            # run-time alias check from LLVM: outputs within a vector's reach of an input
-            # (adjacent small allocations, out=pred in place) run the scalar loop, whose
-            # sum and whose per-element math (the vectorized exp/log polynomials) differ
-            # in their last bits from the vector loop's.  So per chunk: (1) compute into
-            # stack arrays (no alias check: always the same path for a given length), then
-            # (2) copy them to the outputs (bit exact on either path) while summing the
-            # values (loads from the stack arrays only).
-            sv = stack_empty(CH, FT)
-            sg = stack_empty(CH, FT)
-            sh = stack_empty(CH, FT)
-            for c0 in range(lo, hi, CH):
-                m = min(c0 + CH, hi) - c0
+                # weight 0: no contribution, also from an infinite (overflowed) loss;
+                # NaN stays NaN
+                sv[j] = zero if (wi == zero and v == v) else FT(v * wi)
+                if out_g is not None:
+                    sg[j] = zero if (wi == zero and g == g) else g * (wi * gscale)
+                if out_h is not None:
+                    sh[j] = zero if (wi == zero and h == h) else h * (wi * gscale)
+            if out_l is not None or out_g is not None or out_h is not None:
                 for j0 in range(m):
                     j = np.uint64(j0)
                     i = np.uint64(c0 + j0)
-                    xi = x[i]
-                    yi = y[i]
-                    v, g, h = loss_fn(xi, yi, a, b, c)
-                    tb += zero if check_fn(xi, yi, a, b, c) else one
-                    wi = ws
-                    if w is not None:
-                        wi = w[i] * ws
-                    sv[j] = FT(v * wi)
-                    if out_g is not None:
-                        sg[j] = g * (wi * gscale)
-                    if out_h is not None:
-                        sh[j] = h * (wi * gscale)
-                for j0 in range(m):
-                    j = np.uint64(j0)
-                    i = np.uint64(c0 + j0)
-                    v = sv[j]
                     if out_l is not None:
-                        out_l[i] = v
+                        out_l[i] = sv[j]
                     if out_g is not None:
                         out_g[i] = sg[j]
                     if out_h is not None:
                         out_h[i] = sh[j]
-                    t += v
+            t = sadd(t, chunk_sum(sv, m))
         ps[blk] = t
         pb[blk] = tb
-    s = 0.0
+    s = s_in
     bad = 0.0
     for blk in range(nb):
-        s += ps[blk]
+        s = sadd(s, ps[blk])
         bad += pb[blk]
     return s, int(bad)

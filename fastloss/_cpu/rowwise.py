@@ -24,6 +24,13 @@ summing and then copies them, so that its sums do not depend on gA's address; se
 ``_rowsums``).  Both kernels share this through
 ``_rowsums``/``_rowgrad``.  (A chunk-local online maximum, which would read the logits
 once instead of twice, measured no faster here: the exp pass is compute bound.)
+
+``gH`` (the diagonal Hessian w.r.t. ``A``, losses with ``<tag>_h3``): ``None`` prunes the
+Hessian code at compile time, so it is compiled (as another specialization of the same
+kernel) only for calls that pass a buffer.  The row coefficients pass through ``fence``
+before phase 3, and the Hessian entry is written with strict operations only, so the
+gradient of a Hessian call has the bits of a gradient-only call, and the serial, parallel
+and chunked kernels store the same bits.
 """
 import numpy as np
 from llvmlite import ir
@@ -39,6 +46,9 @@ fin = None
 f3 = None
 fixk = None         # bound for losses with a label fix-up (FIXK)
 f3k = None          # bound for losses whose phase 3 reuses the kept phase-2 term (KEEP)
+hfin = None         # diagonal Hessian (losses with <tag>_h3; no_* stand-ins otherwise):
+h3 = None           # its row coefficient, its entry, and its entry from the kept term
+h3k = None
 FT = None           # numba.float32 / numba.float64
 FIXK = False        # gA[i, k] = fixk(gA[i, k], c0..c3) after phase 3
 NEED_MAX = False    # phase 1 runs
@@ -65,6 +75,25 @@ def maxnum(typingctx, x, y):
         return builder.call(fn, args)
 
     return x(x, y), codegen
+
+
+@intrinsic
+def fence(typingctx, x):
+    """``llvm.arithmetic.fence``: ``x`` unchanged, but fast-math regrouping never crosses it
+    (the row coefficients of ``fin`` are fenced before phase 3, so that how LLVM merges
+    ``fin`` into the gradient loop never depends on what else that loop computes: the
+    gradient has the same bits with or without the Hessian)."""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lt = context.get_value_type(sig.args[0])
+        name = ("llvm.arithmetic.fence.f32" if lt == ir.FloatType()
+                else "llvm.arithmetic.fence.f64")
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt]), name)
+        return builder.call(fn, args)
+
+    return x(x), codegen
 
 
 def _span(t, nch, chunk, D):
@@ -144,8 +173,10 @@ def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
     return s0, s1, s2, s3, s4
 
 
-def _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    """Phase 3 over columns [lo, hi) of row i: gradients from the row coefficients c0..c3."""
+def _rowgrad(a, b, c, CW, gA, gB, gC, gH, i, lo, hi, k, m, xk, c0, c1, c2, c3, ch,
+             p0, p1, p2, p3):
+    """Phase 3 over columns [lo, hi) of row i: gradients from the row coefficients c0..c3
+    (and the diagonal Hessian, with ``ch``, when ``gH`` is an array)."""
     one = FT(1.0)
     for j in range(lo, hi):
         u = np.uint64(j)  # unsigned index: no wraparound select, stores stay contiguous
@@ -153,11 +184,18 @@ def _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3, p0, p
         if HAS_CW:
             wj = CW[u]
         if KEEP and gA is not None:
-            ga, gb, gc = f3k(gA[i, u], a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
+            e = gA[i, u]
+            ga, gb, gc = f3k(e, a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
                              p0, p1, p2, p3)
+            if gH is not None:
+                gH[i, u] = h3k(e, a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3, ch,
+                               p0, p1, p2, p3)
         else:
             ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
                             p0, p1, p2, p3)
+            if gH is not None:
+                gH[i, u] = h3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3, ch,
+                              p0, p1, p2, p3)
         if gA is not None:
             gA[i, u] = ga
         if gB is not None:
@@ -168,8 +206,8 @@ def _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3, p0, p
         gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
 
 
-def _rowzero(gA, gB, gC, i, lo, hi):
-    """Zero gradients over columns [lo, hi) of row i (ignored or invalid rows)."""
+def _rowzero(gA, gB, gC, gH, i, lo, hi):
+    """Zero gradients (and Hessian) over columns [lo, hi) of row i (ignored rows)."""
     zero = FT(0.0)
     for j in range(lo, hi):
         if gA is not None:
@@ -178,10 +216,13 @@ def _rowzero(gA, gB, gC, i, lo, hi):
             gB[i, j] = zero
         if gC is not None:
             gC[i, j] = zero
+        if gH is not None:
+            gH[i, j] = zero
 
 
-def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC):
-    """Σ rw·ℓ (float64) and the count of invalid entries; stores rw·ℓ and the gradients."""
+def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC, gH):
+    """Σ rw·ℓ (float64) and the count of invalid entries; stores rw·ℓ and the gradients
+    (and the diagonal Hessian w.r.t. ``A`` into ``gH``, unless it is None)."""
     N, D = A.shape
     nf = float(D)
     zero = FT(0.0)
@@ -219,14 +260,18 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
             loss, c0, c1, c2, c3 = fin(s0, s1, s2, s3, m, xk, wk, yl, nf, rw * gscale,
                                        p0, p1, p2, p3)
             if gA is not None or gB is not None or gC is not None:
-                c0 = FT(c0)
-                c1 = FT(c1)
-                c2 = FT(c2)
-                c3 = FT(c3)
-                _rowgrad(a, b, c, CW, gA, gB, gC, i, 0, D, k, m, xk, c0, c1, c2, c3,
+                ch = zero
+                if gH is not None:
+                    ch = fence(FT(hfin(s0, s1, s2, s3, m, xk, wk, yl, nf, rw * gscale,
+                                       p0, p1, p2, p3)))
+                c0 = fence(FT(c0))   # (see fence)
+                c1 = fence(FT(c1))
+                c2 = fence(FT(c2))
+                c3 = fence(FT(c3))
+                _rowgrad(a, b, c, CW, gA, gB, gC, gH, i, 0, D, k, m, xk, c0, c1, c2, c3, ch,
                          p0, p1, p2, p3)
         else:
-            _rowzero(gA, gB, gC, i, 0, D)
+            _rowzero(gA, gB, gC, gH, i, 0, D)
         v = loss * rw
         if out_l is not None:
             out_l[i] = v
@@ -240,7 +285,7 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
 
 
 def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, gB, gC,
-                 chunk):
+                 gH, chunk):
     """``row_kernel`` for few long rows: each phase is a prange over (row, chunk)."""
     N, D = A.shape
     nf = float(D)
@@ -296,7 +341,7 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
             ps[t, 3] = s3
             ps[t, 4] = s4
     # finish per row
-    coef = np.zeros((N, 4), A.dtype)
+    coef = np.zeros((N, 5), A.dtype)
     s = 0.0
     bad = 0.0
     for i in range(N):
@@ -325,6 +370,9 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
             coef[i, 1] = c1
             coef[i, 2] = c2
             coef[i, 3] = c3
+            if gH is not None:
+                coef[i, 4] = hfin(s0, s1, s2, s3, ms[i], xks[i], wks[i], yl, nf,
+                                  rw * gscale, p0, p1, p2, p3)
         v = loss * rw
         if out_l is not None:
             out_l[i] = v
@@ -337,15 +385,16 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
                 k = ks[i]
                 m = ms[i]
                 xk = xks[i]
-                c0 = coef[i, 0]
-                c1 = coef[i, 1]
-                c2 = coef[i, 2]
-                c3 = coef[i, 3]
+                c0 = fence(coef[i, 0])
+                c1 = fence(coef[i, 1])
+                c2 = fence(coef[i, 2])
+                c3 = fence(coef[i, 3])
+                ch = fence(coef[i, 4])
                 a = A[i]
                 b = B[i]
                 c = Cm[i]
-                _rowgrad(a, b, c, CW, gA, gB, gC, i, lo, hi, k, m, xk, c0, c1, c2, c3,
-                         p0, p1, p2, p3)
+                _rowgrad(a, b, c, CW, gA, gB, gC, gH, i, lo, hi, k, m, xk, c0, c1, c2, c3,
+                         ch, p0, p1, p2, p3)
             else:
-                _rowzero(gA, gB, gC, i, lo, hi)
+                _rowzero(gA, gB, gC, gH, i, lo, hi)
     return s, bad

@@ -49,9 +49,10 @@ def ew_template(x, y, w, ws, a, b, c, gscale, wtot, use_wtot, has_w, want_l, wan
         wi = ws
         if has_w:
             wi = w[i] * ws
-        v = v * wi
-        g = g * (wi * gs)
-        h = h * (wi * gs)
+        # weight 0: no contribution, also from an infinite (overflowed) loss; NaN stays
+        v = FT(0.0) if (wi == 0 and v == v) else v * wi
+        g = FT(0.0) if (wi == 0 and g == g) else g * (wi * gs)
+        h = FT(0.0) if (wi == 0 and h == h) else h * (wi * gs)
         if not check_fn(xi, yi, a, b, c):
             bad += 1.0
             if nan_bad:

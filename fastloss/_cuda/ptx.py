@@ -120,6 +120,8 @@ def _row_variants():
             flags = run._flags(tag, need_max, spec, ex.get("class_weight") is not None)
             key = (tag,) + flags[:3]   # class weights are a runtime flag on CUDA
             seen.setdefault(key, (name, tag, flags))
+            if run._tag_has_hessian(tag):   # the diagonal-Hessian variant: "<tag>+h"
+                seen.setdefault(key + ("h",), (name, tag + "+h", flags))
     return list(seen.values())
 
 
@@ -133,9 +135,11 @@ def _rowwise(dt):
     v = np.zeros(2, dt)
     out = []
     for name, tag, flags in _row_variants():
-        k = rw.kernel_for(tag, ns, flags, dt)
+        hess = tag.endswith("+h")
+        k = rw.kernel_for(tag.removesuffix("+h"), ns, flags, dt, hess=hess)
         args = rw.args_for(A, A, A, np.zeros(2, np.int64), v, np.zeros(4, dt), v, 1.0,
-                           (0.0,) * 4, 1.0, np.zeros((2, 2)), v, A, A, A, False, dt)
+                           (0.0,) * 4, 1.0, np.zeros((2, 2)), v, A, A, A, False, dt,
+                           gH=A if hess else None)
         out.append(("rowwise", tag, k, args))
     return out
 

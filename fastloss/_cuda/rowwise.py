@@ -10,8 +10,10 @@ Each block takes rows ``blockIdx.x, blockIdx.x + gridDim.x, ...``; inside a row 
 threads stride over the columns (so a row never has to fit in shared memory), reduce the
 phase-1 maximum and the phase-2 float64 sums with a fixed tree in shared memory, thread 0
 runs the row's ``fin`` and publishes the gradient coefficients, and every thread writes
-its columns' gradients.  Row losses (already weighted) and invalid-entry counts go to
-``rows[0, i]`` and ``rows[1, i]`` (float64), which
+its columns' gradients (and, in the ``HESS`` variant, the diagonal Hessian w.r.t. ``A``
+into ``gH``: ``<tag>_hfin``'s row coefficient, ``<tag>_h3`` per column).  Row losses
+(already weighted) and invalid-entry counts go to ``rows[0, i]`` and ``rows[1, i]``
+(float64), which
 :data:`fastloss._cuda.reduce.finish_kernel` folds on the device in row order, so results
 are deterministic and never pass through the host.
 """
@@ -35,11 +37,14 @@ FT = None            # numba.float32 / numba.float64
 NEED_MAX = False     # phase 1 (row maximum of f1) runs
 INT_LABELS = False   # K holds one class index per row
 FLOAT_LABELS = False  # YL holds one float label per row
+HESS = False         # the diagonal Hessian variant: phase 3 also stores h3 into gH
+hfin = None          # bound in the HESS variant (the loss's <tag>_hfin, <tag>_h3)
+h3 = None
 
 
 def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_wtot,
                  has_cw, has_sw, want_ga, want_gb, want_gc, want_l, nan_bad, rows, outv, gA,
-                 gB, gC, pw, use_pw):
+                 gB, gC, pw, use_pw, gH):
     sh = cuda.shared.array((5, TPB), float64)
     smax = cuda.shared.array((1, TPB), float64)
     coef = cuda.shared.array(6, float64)
@@ -129,12 +134,16 @@ def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_
                 coef[1] = c1
                 coef[2] = c2
                 coef[3] = c3
+                if HESS:
+                    coef[4] = hfin(sh[0, 0], sh[1, 0], sh[2, 0], sh[3, 0], m, xk, wk, yl, nf,
+                                   rw * gs, p0, p1, p2, p3)
             cuda.syncthreads()
             if want_ga or want_gb or want_gc:
                 c0 = FT(coef[0])
                 c1 = FT(coef[1])
                 c2 = FT(coef[2])
                 c3 = FT(coef[3])
+                ch = FT(coef[4]) if HESS else zero
                 j = t
                 while j < D:
                     wj = one
@@ -148,6 +157,9 @@ def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_
                         gB[i, j] = gb
                     if want_gc:
                         gC[i, j] = gc
+                    if HESS:
+                        gH[i, j] = h3(A[i, j], B[i, j], Cm[i, j], wj, j, k, m, xk,
+                                      c0, c1, c2, c3, ch, p0, p1, p2, p3)
                     j += TPB
                 if HAS_FIXK and want_ga and t == k % TPB:  # this thread wrote column k
                     gA[i, k] = fixk(gA[i, k], c0, c1, c2, c3)
@@ -169,33 +181,39 @@ def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_
                         gB[i, j] = fill
                     if want_gc:
                         gC[i, j] = fill
+                    if HESS:
+                        gH[i, j] = fill
                     j += TPB
         cuda.syncthreads()   # shared memory is reused by the next row
         i += cuda.gridDim.x
 
 
 
-def kernel_for(tag, ns, flags, dtype):
-    """The cacheable kernel of one row math (``ns``: the cuda math namespace), one dtype."""
+def kernel_for(tag, ns, flags, dtype, hess=False):
+    """The cacheable kernel of one row math (``ns``: the cuda math namespace), one dtype;
+    ``hess``: the variant that also stores the diagonal Hessian (``<tag>_h3``)."""
     need_max, int_labels, float_labels, _ = flags
     f32 = np.dtype(dtype) == np.float32
     f1name = f"{tag}_f1" if f"{tag}_f1" in ns else ("first_f1" if need_max else "nomax_f1")
     bind = {"f1": ns[f1name], "f2": ns[f"{tag}_f2"], "fin": ns[f"{tag}_fin"],
             "f3": ns[f"{tag}_f3"], "HAS_FIXK": f"{tag}_fixk" in ns,
             "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"]), "FT": float32 if f32 else float64,
-            "NEED_MAX": need_max, "INT_LABELS": int_labels, "FLOAT_LABELS": float_labels}
+            "NEED_MAX": need_max, "INT_LABELS": int_labels, "FLOAT_LABELS": float_labels,
+            "HESS": bool(hess), "hfin": ns[f"{tag}_hfin"] if hess else ns["no_hfin"],
+            "h3": ns[f"{tag}_h3"] if hess else ns["no_h3"]}
     name = (f"{tag}_{'f32' if f32 else 'f64'}_{'m' if need_max else 'n'}"
-            f"{'i' if int_labels else ''}{'f' if float_labels else ''}")
+            f"{'i' if int_labels else ''}{'f' if float_labels else ''}{'_h' if hess else ''}")
     return cuda_kernel(row_template, name, bind)
 
 
 def args_for(A, B, Cm, K, YL, CW, SW, ws, params, gscale, rows, outv, gA, gB, gC, nan_bad,
-             dtype, wtot=None, pw=None):
+             dtype, wtot=None, pw=None, gH=None):
     """The kernel's argument tuple (also what :mod:`fastloss._cuda.ptx` types); ``K``
     is an int64 array (a 1-element dummy without integer labels); ``wtot``: the device
     (Σw, negative weights, invalid labels) whose Σw scales the gradient, or None; ``pw``:
     the device (Σ class weights, invalid class weights) of a device ``class_weight``
-    (:func:`fastloss._cuda.labels.class_weight_check`), read for ``p3``, or None."""
+    (:func:`fastloss._cuda.labels.class_weight_check`), read for ``p3``, or None; ``gH``:
+    the Hessian buffer of the ``hess`` variant (a dummy otherwise)."""
     cast = np.dtype(dtype).type
     p = [cast(v) for v in params]
     d1 = A[0, :1] if A.shape[0] else outv
@@ -207,11 +225,11 @@ def args_for(A, B, Cm, K, YL, CW, SW, ws, params, gscale, rows, outv, gA, gB, gC
             SW is not None, gA is not None, gB is not None, gC is not None,
             outv is not None, bool(nan_bad), rows, d1 if outv is None else outv,
             d2 if gA is None else gA, d2 if gB is None else gB, d2 if gC is None else gC,
-            rows[0] if pw is None else pw, pw is not None)
+            rows[0] if pw is None else pw, pw is not None, d2 if gH is None else gH)
 
 
 def launch_rowwise(kern, alloc, stream, dtype, A, B, Cm, K, YL, CW, SW, ws, params, gscale,
-                   gA, gB, gC, want_l, nan_bad, mode, wsum, wtot=None, pw=None):
+                   gA, gB, gC, want_l, nan_bad, mode, wsum, wtot=None, pw=None, gH=None):
     """Run one row-wise loss on 2-D device arrays (N >= 1 rows), all on ``stream``.
 
     ``wtot`` (or None): the device (Σw, negative weights, invalid labels) of device
@@ -230,7 +248,7 @@ def launch_rowwise(kern, alloc, stream, dtype, A, B, Cm, K, YL, CW, SW, ws, para
     runtime.launch(kern, runtime.blocks_rowwise(N), TPB, stream,
                    *args_for(A, B, Cm, K, YL, CW, SW, ws, params, gscale, rows,
                              None if outv is None else outv[1], gA, gB, gC, nan_bad, dtype,
-                             wtot if mode == 2 else None, pw))
+                             wtot if mode == 2 else None, pw, gH))
     res = alloc.view(3, np.float64)
     native, value = alloc.empty(1, dtype)
     runtime.launch(finish_kernel, 1, TPB, stream, rows, mode, 1.0, float(wsum),

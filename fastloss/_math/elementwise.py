@@ -25,7 +25,7 @@ Subgradients at kinks: ``absolute_error`` uses 0 at ``d = 0``; ``hinge`` and
 ``squared_hinge`` use 0 at the margin; ``quantile`` uses ``-q`` at ``d = 0`` (as
 scikit-learn's ``PinballLoss``).
 """
-from math import copysign, exp, log, log1p
+from math import copysign, exp, log, log1p, sqrt
 from operator import add as sadd, sub as ssub  # noqa: F401  (strict on the CPU targets)
 
 from .spec import Param, elementwise
@@ -174,6 +174,26 @@ def log_cosh(x, y, a, b, c):
     return v, g, 4.0 * e * r * r
 
 
+@elementwise(params=(Param("delta", 1.0, ">0"),), hessian=True,
+             formula="delta^2 (sqrt(1 + (d / delta)^2) - 1)")
+def pseudo_huber(x, y, delta, b, c):
+    """Pseudo-Huber loss δ²(√(1 + (d/δ)²) − 1) (XGBoost ``reg:pseudohubererror`` with
+    ``huber_slope=delta``); gradient d/s, Hessian 1/s³, s = √(1 + (d/δ)²).
+    """
+    # |d|·δ·(|u| / (s + 1)), u = d/δ: no cancellation for small |d|, no overflow of d²;
+    # above |u| = 1e8, where s = |u| to working precision, δ(|d| − δ) (±inf: inf, ±δ, 0)
+    d = x - y
+    ad = abs(d)
+    u = d / delta
+    au = abs(u)
+    big = au > 1e8
+    s = sqrt(1.0 + u * u)
+    v = delta * (ad - delta) if big else ad * (delta * (au / (s + 1.0)))
+    g = (delta if d > 0 else -delta) if big else delta * (u / s)
+    sb = au if big else s
+    return v, g, 1.0 / (sb * sb * sb)
+
+
 @elementwise(params=(Param("quantile", 0.5, "open01"),), hessian=True,
              formula="max(q (target - pred), (q - 1)(target - pred))")
 def quantile(x, y, q, b, c):
@@ -231,7 +251,8 @@ def sigmoid_focal(x, y, alpha, gamma, c):
     fm2 = fm1 * ui
     df = -gamma * fm1 * sg * q
     d2f = -gamma * sg * (q * (1.0 - 2.0 * p) * fm1 - (gamma - 1.0) * sg * q * q * fm2)
-    at = alpha * y + (1.0 - alpha) * yn if alpha >= 0 else 1.0
+    # strict: reassociated, α y + (1 − α)(1 − y) became (1 + (2α − 1) y) − α, 0 for tiny y
+    at = sadd(alpha * y, (1.0 - alpha) * yn) if alpha >= 0 else 1.0
     # ce is infinite at x = ±inf where df, d2f vanish exponentially: their products -> 0
     v = wmul(at * f, ce)      # at·f = 0 (a zero weight, p_t = 1): 0 even where ce = inf
     g = at * (dce * f + wmul(df, ce))

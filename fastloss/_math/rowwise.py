@@ -19,6 +19,13 @@ Optional ``<tag>_f3k`` (the softmax losses): phase 2 keeps each element's first 
 same gradient as ``f3`` without recomputing ``v0`` (one ``exp`` per element instead of
 two).  The CPU kernels use it when bound; CUDA (where ``exp`` is cheap) always runs ``f3``.
 
+Optional diagonal Hessian (w.r.t. the first input ``a``): a loss that defines ``<tag>_h3``
+has one (``grad_and_hessian``); ``<tag>_hfin(s0..s3, m, xk, wk, yl, n, gs, params)``
+returns one more row coefficient ``ch`` and phase 3 also stores
+``h_j = h3(a_j, b_j, c_j, w_j, j, k, m, xk, c0..c3, ch, params)`` (``h3k(v0_j, ...)`` on
+the kept-term path, like ``f3k``), scaled like the gradient (``gs`` is in the
+coefficients).  Kernels compile the Hessian code only for calls that ask for it.
+
 ``a, b, c``: the row's elements of up to three float inputs (unused ones are a copy of
 ``a``); ``k``: the row's integer label (0 when the loss has none); ``xk = a[k]``;
 ``w_j``/``wk``: class weights (1 without); ``yl``: a float row label (cosine_embedding);
@@ -55,6 +62,7 @@ TWO = np.float32(2.0)
 NINF = np.float32(-np.inf)
 INF = np.float32(np.inf)
 NAN = np.float32(np.nan)
+ONE64 = np.float64(1.0)   # promotes a product to float64 (squares that must not overflow)
 
 
 def relu_nan(d):
@@ -136,6 +144,48 @@ def ice_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
 def ice_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
     return ice_f3k(expn(shifted(a, m)), a, b, c, wj, j, k, m, xk, c0, c1, c2, c3,
                    p0, p1, p2, p3)
+
+
+# Diagonal Hessian of both softmax cross-entropies w.r.t. the logits.  With T the total
+# target weight multiplying lse in the row loss (Σy' for dense labels, (1−s)·w_y + (s/C)·W
+# for integer labels), ∂²ℓ/∂x_j² = T·p_j(1 − p_j), p = softmax(x): the diagonal of the true
+# Hessian T·(diag(p) − p pᵀ).  c0 = gs·T/s0 and ch ≈ 1/s0, so c0·e_j = gs·T·p_j.
+
+def soft_hfin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    # 1/s0 (s0 in [1, C]) as exp(−log s0), within about (log C + 1) ulp of the target's
+    # dtype (float32 polynomials on the float32 CPU target): a second division by s0
+    # would let the code generator (``arcp``) turn fin's ``.../s0`` into a multiplication
+    # by a shared reciprocal, and the gradient's bits would differ from value_and_grad's
+    return expn(-log(s0))
+
+
+def soft_h3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    # gs·T·(p − p²) from two-operand products and strict sums only (−p = 0 − ch·e is a
+    # strict leaf, not a foldable negation), so that no kernel (serial, parallel, vector or
+    # scalar path) can regroup it: all round it alike
+    return c0 * sadd(e, ssub(ZERO, ch * e) * e)
+
+
+def soft_h3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    return soft_h3k(expn(shifted(a, m)), a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch,
+                    p0, p1, p2, p3)
+
+
+def no_hfin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return 0.0
+
+
+def no_h3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    return ZERO
+
+
+def no_h3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    return ZERO
+
+
+sce_hfin = ice_hfin = soft_hfin
+sce_h3 = ice_h3 = soft_h3
+sce_h3k = ice_h3k = soft_h3k
 
 
 def ice_fixk(g, c0, c1, c2, c3):
@@ -272,18 +322,23 @@ def mhcs_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
 
 # --- cosine_embedding: a = x1, b = x2, yl = ±1; p0 = margin, p1 = eps ----------------------
 # cos = Σab / sqrt((Σa² + eps)(Σb² + eps))   (PyTorch's cosine_embedding_loss)
-# Limits not reached here: an infinite entry gives NaN (its limit, the direction
-# sign/sqrt(K) over the K infinite entries, needs the counts of both rows' infinite entries
-# and three more sums than the four phase-2 slots carry), and a² overflows the input dtype
-# beyond about 1.8e19 in float32.
+# The products are formed in float64 (float32 entries cannot overflow them).  A row whose
+# squared norm is outside (1e-30, 1e36) has no kernel formula (no finite norm: an infinite
+# entry; or gradient coefficients ~1/norm² beyond the float32 range): ``fin`` marks it
+# NaN and the host recomputes it, from its limit or from the rows scaled by their largest
+# entries (fastloss._limits.cosine_embedding_rows).
 
 def cemb_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
-    return a * b, a * a, b * b, ZERO, ZERO
+    ad = a * ONE64
+    bd = b * ONE64
+    return ad * bd, ad * ad, bd * bd, ZERO, ZERO
 
 
 def cemb_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     m1 = s1 + p1
     m2 = s2 + p1
+    if not (m1 > 1e-30 and m1 < 1e36 and m2 > 1e-30 and m2 < 1e36):   # the host's row
+        return np.nan, np.nan, np.nan, np.nan, 0.0
     den = sqrt(m1 * m2)
     cs = s0 / den
     if yl > 0:
@@ -336,7 +391,9 @@ def trip_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     pos = dp > ZERO
     alike = ip and inn and (pos == (dn > ZERO))
     lim = (ssub(c, b) if pos else ssub(b, c)) if alike else (NAN if (ip or inn) else ZERO)
-    return dp * dp, dn * dn, kp, lim, ZERO
+    dpd = dp * ONE64                            # float64 squares: no float32 overflow
+    dnd = dn * ONE64
+    return dpd * dpd, dnd * dnd, kp, lim, ZERO
 
 
 def trip_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
