@@ -7,8 +7,8 @@
   vectorizable polynomials of :mod:`fastloss._fastmath`.
 * :func:`cpu_kernel` copies a CPU kernel template with some globals bound (the loss's
   compiled math) under a unique, stable name, so that ``cache=True`` works per loss
-  across processes (a factory closure over a dispatcher would recompile every process,
-  numba issue 6264).  The name carries a digest of the math sources, so editing the math
+  across processes (a factory closure over a dispatcher would recompile in every process:
+  Numba's cache key pickles the captured dispatcher, which carries a random uuid).  The name carries a digest of the math sources, so editing the math
   invalidates the cache.
 
 Nothing here compiles at import time; kernels compile on first call.

@@ -6,7 +6,7 @@ some globals bound (one loss's compiled device math, compile-time flags, the dty
 under a unique, stable name ``<template>__<tag>__<digest>``, and compiles it with
 ``cuda.jit(cache=True)``.  The cache index key holds the bytecode and the pickled
 closure cells, not the globals (for ``@njit`` a closure over a dispatcher pickles with a
-random uuid and misses in every process, numba issue 6264; the template scheme does not
+random uuid and misses in every process; the template scheme does not
 depend on how a dispatcher pickles); the name carries a digest of every source the
 kernels depend on (the math modules, these templates, the compiler), so an edit never
 loads a stale kernel.

@@ -6,36 +6,14 @@ above the int64 maximum are counted (NaN rows with ``device_result=True``).
 "No host copy" is checked by counting the device-to-host copies of a call: exactly one
 (the 3-value result), or none with ``device_result=True``.
 """
-import contextlib
-
 import numpy as np
 import pytest
 
 import fastloss as fl
+from devcopies import count_copies, host
 
 
-def _host(d):
-    return d.copy_to_host() if hasattr(d, "copy_to_host") else np.asarray(d)
-
-
-@contextlib.contextmanager
-def _count_copies():
-    """Counts ``copy_to_host`` calls of device arrays (the simulator's array class)."""
-    from numba import cuda
-
-    cls = type(cuda.to_device(np.zeros(1)))
-    orig = cls.copy_to_host
-    n = [0]
-
-    def counted(self, *a, **k):
-        n[0] += 1
-        return orig(self, *a, **k)
-
-    cls.copy_to_host = counted
-    try:
-        yield n
-    finally:
-        cls.copy_to_host = orig
+_host, _count_copies = host, count_copies
 
 
 def test_compact_strided_views_against_numpy():
