@@ -39,6 +39,10 @@ class LossInfo:
     doc: str = ""
     spec: object = None
     func: Callable = None
+    # small(args, want_grad, want_hess) -> result of runner, or None: a positional call with
+    # the default parameters, run from the plan an earlier checked call left
+    # (fastloss._elementwise.small_call); None when the family has no such path
+    small: Callable = None
 
     @property
     def signature(self) -> inspect.Signature:
@@ -97,6 +101,10 @@ def register(info: LossInfo) -> Callable:
     """Add a loss to ``LOSSES`` and build its public function."""
 
     def loss(*args, **kwargs):
+        if not kwargs and info.small is not None:
+            r = info.small(args, False, False)
+            if r is not None:
+                return r[0]
         return info.call(args, kwargs)[0]
 
     loss.__name__ = loss.__qualname__ = info.name
@@ -352,6 +360,13 @@ class _Transform:
 
     def __call__(self, *args, **kwargs):
         info = self._info
+        if not kwargs and self._single and info.small is not None:   # (argnums=0)
+            hess = self.kind == "grad_and_hessian"
+            r = info.small(args, True, hess)
+            if r is not None:
+                if hess:
+                    return r[1]["pred"], r[2]
+                return r[1]["pred"] if self.kind == "grad" else (r[0], r[1]["pred"])
         if self.kind == "grad_and_hessian":
             go, ho = kwargs.pop("grad_out", None), kwargs.pop("hess_out", None)
             _, g, h = info.call(args, kwargs, want_grad=True, want_hess=True, argnums=(0,),

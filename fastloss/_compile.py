@@ -8,8 +8,10 @@
 * :func:`cpu_kernel` copies a CPU kernel template with some globals bound (the loss's
   compiled math) under a unique, stable name, so that ``cache=True`` works per loss
   across processes (a factory closure over a dispatcher would recompile in every process:
-  Numba's cache key pickles the captured dispatcher, which carries a random uuid).  The name carries a digest of the math sources, so editing the math
-  invalidates the cache.
+  Numba's cache key pickles the captured dispatcher, which carries a random uuid).  The
+  name carries a digest of the math sources, so editing the math invalidates the cache,
+  and the vector width chosen (:mod:`fastloss._cpu.wide`: 512-bit for the transcendental
+  elementwise losses on AVX-512 machines).
 
 Nothing here compiles at import time; kernels compile on first call.
 """
@@ -113,11 +115,18 @@ def namespace(module_name: str, target: str) -> dict:
         return _NAMESPACES[key]
 
 
-def cpu_kernel(template, tag: str, bind: dict, parallel: bool = True, boundscheck=None):
-    """A cacheable ``@njit`` copy of ``template`` named ``<template>__<tag>__<digest>``."""
+def cpu_kernel(template, tag: str, bind: dict, parallel: bool = True, boundscheck=None,
+               wide: bool = False):
+    """A cacheable ``@njit`` copy of ``template`` named ``<template>__<tag>__<digest>``;
+    ``wide``: compiled for 512-bit vectors where :func:`fastloss._cpu.wide.enabled`."""
     from numba import njit
 
+    from ._cpu import wide as _wide
+
+    wide512 = wide and _wide.enabled()
     name = f"{template.__name__}__{tag}__{digest()}"
+    if wide512:
+        name += "__w512"     # (a kernel of the other vector width never loads its cache)
     if boundscheck:
         name += "__bc"
     key = (template.__module__, name, parallel)
@@ -135,6 +144,8 @@ def cpu_kernel(template, tag: str, bind: dict, parallel: bool = True, boundschec
             except (OSError, RuntimeError) as exc:   # no usable cache location at all
                 _cache_warning(exc)
                 k = njit(cache=False, **opts)(f)
+            if wide512:
+                _wide.compile_wide(k)
             _KERNELS[key] = tolerant_cache(k)
         return _KERNELS[key]
 

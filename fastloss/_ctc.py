@@ -235,10 +235,12 @@ def _prepare(inputs, params, sample_weight, reduction, fn):
                 w=w, ext=ext, skipok=skipok)
 
 
-def _scales(reduction, w, lab_len, n):
-    """(gradient factor per sequence, Σw) of the reduced value."""
+def _scales(reduction, w, lab_len, n, wsum=None):
+    """(gradient factor per sequence, Σw) of the reduced value (``wsum``: that Σw, formed by
+    the caller)."""
     ww = np.ones(n) if w is None else w
-    wsum = float(np.sum(ww))
+    if wsum is None:
+        wsum = float(np.sum(ww))
     if reduction in ("none", "sum"):
         return ww.copy(), wsum
     sc = ww / wsum if wsum > 0 else np.full(n, np.nan)
@@ -247,27 +249,48 @@ def _scales(reduction, w, lab_len, n):
     return sc, wsum
 
 
-def _reduce(losses, p, reduction, wsum, dt):
-    """The reduced value from the per-sequence losses (float64)."""
+def _reduce(losses, p, reduction, wsum, dt, sum_from=None, W=0.0):
+    """The reduced value from the per-sequence losses (float64).
+
+    The totals are folds (:mod:`fastloss._cpu.fold`, continued from ``sum_from``, see
+    :func:`fastloss._rowwise.running_totals`) of the per-sequence values w·ℓ in the array
+    dtype (the ``"none"`` output): Σ w·ℓ, and for ``"mean"`` Σ w·ℓ / max(label length, 1);
+    ``wsum`` (= ``W``, the fold of the weights or the sequence count) divides."""
+    from ._rowwise import fold_rows, running_totals, store_totals
+
     if p["zero_inf"]:
         losses = np.where(np.isposinf(losses), 0.0, losses)
     w = p["w"]
     wl = losses if w is None else np.where(w == 0, 0.0, w * losses)
+    per = wl.astype(dt)
+    if reduction == "none" and sum_from is None:
+        return per
+    s_in, num_in, _ = running_totals(sum_from)
+    s = fold_rows(per, s_in)
+    num = s
+    if reduction == "mean" or (sum_from is not None and len(sum_from) == 4):
+        num = fold_rows(per.astype(np.float64) / np.maximum(p["lab_len"], 1), num_in)
+    if sum_from is not None:
+        store_totals(sum_from, s, num, wsum, W)
     if reduction == "none":
-        return wl.astype(dt)
+        return per
     if reduction == "sum":
-        return dt.type(np.sum(wl))
-    if reduction == "mean":
-        wl = wl / np.maximum(p["lab_len"], 1)
-    return dt.type(np.sum(wl) / wsum) if wsum > 0 else dt.type(np.nan)
+        return dt.type(s)
+    if reduction == "mean_batch":
+        num = s
+    return dt.type(num / wsum) if wsum > 0 else dt.type(np.nan)
 
 
 # --- the runner ---------------------------------------------------------------------------
 
 def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
         want_grad=False, want_hess=False, argnums=(0,), grad_out=None, hess_out=None,
-        stream=None, device_result=False, n_threads=None):
-    """Value (and gradient w.r.t. ``logits``) of the CTC loss; the runner of ``ctc_loss``."""
+        stream=None, device_result=False, n_threads=None, sum_from=None):
+    """Value (and gradient w.r.t. ``logits``) of the CTC loss; the runner of ``ctc_loss``.
+
+    ``sum_from`` (host only): running totals that the call continues and stores back
+    (:func:`fastloss._rowwise.running_totals`): calls on consecutive batches whose sizes
+    are multiples of ``fastloss._cpu.fold.BLK`` give exactly the totals of one call."""
     fn = NAME
     nt = _threads.resolve(n_threads, fn)
     if want_hess or hess_out is not None:
@@ -277,10 +300,15 @@ def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
         return _run_cuda_resident(inputs, params, sample_weight, reduction, want_grad,
                                   grad_out, stream, device_result)
     p = _prepare(inputs, params, sample_weight, reduction, fn)
-    scale, wsum = _scales(reduction, p["w"], p["lab_len"], p["N"])
     if where == "cuda":
+        scale, wsum = _scales(reduction, p["w"], p["lab_len"], p["N"])
         return _run_cuda(inputs["logits"], p, scale, wsum, reduction, want_grad, grad_out,
                          stream, device_result)
+    from ._rowwise import fold_rows, running_totals
+
+    w_in = running_totals(sum_from)[2]
+    W = w_in + p["N"] if p["w"] is None else fold_rows(p["w"], w_in)   # Σw, fixed order
+    scale, wsum = _scales(reduction, p["w"], p["lab_len"], p["N"], W)
     dt, shape = p["dt"], p["shape"]
     x = as_float(p["xh"], dt, "logits")
     g = user_g = None
@@ -314,7 +342,8 @@ def run(inputs, params, *, sample_weight=None, reduction="mean", device="auto",
                    idx, parallel=par, n_threads=nt)
     if g is not user_g:
         user_g[...] = g
-    return _reduce(losses, p, reduction, wsum, dt), {"logits": user_g}, None
+    return (_reduce(losses, p, reduction, wsum, dt, sum_from, W), {"logits": user_g},
+            None)
 
 
 def _run_cuda(logits, p, scale, wsum, reduction, want_grad, grad_out, stream=None,

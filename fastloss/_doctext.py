@@ -32,6 +32,21 @@ LATEX = {
     "hinge": r"\ell(x, y) = \max(0,\ m - y\,x),\qquad y \in \{-1, +1\}",
     "squared_hinge": r"\ell(x, y) = \max(0,\ m - y\,x)^2,\qquad y \in \{-1, +1\}",
     "logistic": r"\ell(x, y) = \log\bigl(1 + e^{-y x}\bigr),\qquad y \in \{-1, +1\}",
+    "tweedie_deviance":
+        r"\ell(x, y) = \frac{y^{2-p}}{(1-p)(2-p)} - \frac{y\,\mu^{1-p}}{1-p}"
+        r" + \frac{\mu^{2-p}}{2-p},\qquad \mu = e^{x}",
+    "gamma_deviance": r"\ell(x, y) = \frac{y}{\mu} - \log\frac{y}{\mu} - 1,\qquad \mu = e^{x}",
+    "mean_absolute_percentage_error":
+        r"\ell(x, y) = 100\,\frac{|y - x|}{\max(|y|, \epsilon)}",
+    "mean_squared_log_error":
+        r"\ell(x, y) = \bigl(\log(\max(x, \epsilon) + 1) - \log(\max(y, \epsilon) + 1)\bigr)^2",
+    "hinge_embedding":
+        r"\ell(x, y) = \begin{cases} x & y = 1 \\ \max(0,\ m - x) & y = -1 \end{cases}",
+    "poly1_cross_entropy":
+        r"\ell(x, y) = -y \log p - (1 - y)\log(1 - p) + \epsilon\,(1 - p_t),"
+        r"\qquad p = \sigma(x),\ p_t = p\,y + (1 - p)(1 - y)",
+    "generalized_kl": r"\ell(q, t) = t \log\frac{t}{q} - t + q,\qquad 0 \log 0 = 0",
+    "convex_kl": r"\ell(x, t) = t\,(\log t - x) + e^{x} - t,\qquad 0 \log 0 = 0",
     "poisson_nll":
         r"\ell(x, y) = \begin{cases} e^{x} - y\,x & \text{log\_input} \\"
         r" x - y \log(x + \epsilon) & \text{otherwise} \end{cases}"
@@ -47,8 +62,8 @@ LATEX = {
     "softmax_kl_divergence":
         r"\ell(x, t) = \sum_c t_c\,\bigl(\log t_c - \log \operatorname{softmax}(x)_c\bigr)",
     "multiclass_hinge":
-        r"\ell(s, k) = \sum_{j \ne k} \max(0,\ s_j - s_k + m)\quad"
-        r"\text{(crammer\_singer: } \max_{j \ne k} \max(0,\ s_j - s_k + m)\text{)}",
+        r"\ell(s, k) = \sum_{j \ne k} \max(0,\ s_j - s_k + m)^p\quad"
+        r"\text{(crammer\_singer: } \max_{j \ne k} \max(0,\ s_j - s_k + m)^p\text{)}",
     "cosine_embedding":
         r"\ell(x_1, x_2, y) = \begin{cases} 1 - \cos(x_1, x_2) & y = 1 \\"
         r" \max(0,\ \cos(x_1, x_2) - m) & y = -1 \end{cases},\qquad"
@@ -60,6 +75,18 @@ LATEX = {
     "mean_pairwise_squared_error":
         r"\ell(x, y) = \frac{2}{n(n - 1)} \sum_{i < j}"
         r" \bigl((x_i - x_j) - (y_i - y_j)\bigr)^2",
+    "nll_loss": r"\ell(z, k) = -w_k\, z_k",
+    "categorical_hinge":
+        r"\ell(p, t) = \max\Bigl(0,\ \max_c\,(1 - t_c)\, p_c - \sum_c t_c\, p_c + 1\Bigr)",
+    "poly1_softmax_cross_entropy":
+        r"\ell(x, y) = -\sum_c y_c \log q_c + \epsilon \sum_c y_c\,(1 - q_c),"
+        r"\qquad q = \operatorname{softmax}(x)",
+    "multilabel_soft_margin":
+        r"\ell(x, y) = -\frac{1}{C} \sum_c w_c \bigl(y_c \log \sigma(x_c)"
+        r" + (1 - y_c) \log(1 - \sigma(x_c))\bigr)",
+    "categorical_focal_cross_entropy":
+        r"\ell(x, k) = -\alpha\,(1 - p_k)^{\gamma} \log p_k,"
+        r"\qquad p = \operatorname{softmax}(x)",
     "ctc_loss": r"\ell = -\log \sum_{\pi \in \mathcal{B}^{-1}(l)} \prod_t p_t(\pi_t)",
 }
 
@@ -77,18 +104,40 @@ SYMBOLS = {
     "hinge": "m = ``margin``.",
     "squared_hinge": "m = ``margin``.",
     "poisson_nll": "ε = ``eps``; ``log_input`` and ``full`` as in PyTorch.",
+    "tweedie_deviance": "x the raw prediction (log link), p = ``power``; half the unit "
+                        "deviance: scikit-learn's ``HalfTweedieLoss`` loss plus its "
+                        "``constant_to_optimal_zero``.",
+    "gamma_deviance": "x the raw prediction (log link); half the unit deviance: "
+                      "scikit-learn's ``HalfGammaLoss`` loss plus its "
+                      "``constant_to_optimal_zero``.",
+    "mean_absolute_percentage_error": "ε = ``eps`` (Keras' backend epsilon); per element "
+                                      "(Keras averages over the last axis).",
+    "mean_squared_log_error": "ε = ``eps`` (Keras' backend epsilon); per element.",
+    "hinge_embedding": "m = ``margin``; x is typically a distance.",
+    "poly1_cross_entropy": "x the logit, ε = ``epsilon``.",
+    "generalized_kl": "q the prediction, t the target, both non-negative.",
+    "convex_kl": "x the log-prediction, t the target; per element (optax sums over the "
+                 "last axis: ``reduction='sum'`` over a row gives its value).",
     "softmax_cross_entropy": "Per row along ``axis``; C classes, s = ``label_smoothing``.",
     "softmax_cross_entropy_with_integer_labels":
         "Per row along ``axis``; k the label, C classes, w = ``class_weight`` (all 1 by "
         "default), s = ``label_smoothing``.",
     "kl_divergence": "Per row along ``axis``; t = exp(target) with ``log_target=True``.",
     "softmax_kl_divergence": "Per row along ``axis``.",
-    "multiclass_hinge": "Per row (last axis); k the label, m = ``margin``.",
+    "multiclass_hinge": "Per row (last axis); k the label, m = ``margin``, p = ``p``.",
     "cosine_embedding": "Per row (last axis); m = ``margin``, ε = ``eps``.",
     "cosine_distance": "Per row along ``axis``.",
     "triplet_margin": "Per row (last axis); m = ``margin``, ε = ``eps``; ``squared=True``: "
                       "max(0, ‖a − p‖² − ‖a − n‖² + m).",
     "mean_pairwise_squared_error": "Per sample: the n non-batch elements of each sample.",
+    "nll_loss": "Per row along ``axis``; z the log-probabilities, k the label, "
+                "w = ``class_weight`` (all 1 by default).",
+    "categorical_hinge": "Per row along ``axis``; p = ``pred``, t = ``target``.",
+    "poly1_softmax_cross_entropy": "Per row along ``axis``; ε = ``epsilon``.",
+    "multilabel_soft_margin": "Per row (last axis); C classes, w = ``class_weight`` (all 1 "
+                              "by default), σ the logistic sigmoid.",
+    "categorical_focal_cross_entropy": "Per row along ``axis``; k the label, "
+                                       "α = ``alpha``, γ = ``gamma``.",
 }
 
 SUBGRADIENT = {
@@ -109,6 +158,15 @@ SUBGRADIENT = {
     "squared_hinge": "At the margin the gradient is 0 and the Hessian 0.",
     "logistic": "Smooth everywhere.",
     "poisson_nll": "Smooth where defined.",
+    "tweedie_deviance": "Smooth; gradient μ^(2−p) − y μ^(1−p), Hessian "
+                        "(2−p) μ^(2−p) − (1−p) y μ^(1−p) (scikit-learn's).",
+    "gamma_deviance": "Smooth; gradient 1 − y/μ, Hessian y/μ (scikit-learn's).",
+    "mean_absolute_percentage_error": "At pred = target the subgradient is 0.",
+    "mean_squared_log_error": "Where pred < eps the gradient and Hessian are 0 (the clamp).",
+    "hinge_embedding": "For y = −1 at pred = margin the subgradient is 0.",
+    "poly1_cross_entropy": "Smooth everywhere.",
+    "generalized_kl": "Smooth for q > 0; gradient 1 − t/q, Hessian t/q².",
+    "convex_kl": "Smooth; gradient e^x − t, Hessian e^x.",
     "softmax_cross_entropy": "Smooth everywhere.",
     "softmax_cross_entropy_with_integer_labels": "Smooth everywhere; rows whose label is "
                                                  "``ignore_index`` contribute 0 with a 0 "
@@ -122,6 +180,15 @@ SUBGRADIENT = {
     "cosine_distance": "Linear in each input: smooth.",
     "triplet_margin": "Where the hinge is exactly 0 the subgradient is 0.",
     "mean_pairwise_squared_error": "Smooth everywhere.",
+    "nll_loss": "Linear in the log-probabilities; rows whose label is ``ignore_index`` "
+                "contribute 0 with a 0 gradient.",
+    "categorical_hinge": "Where the hinge is exactly 0 the subgradient is 0; tied maxima of "
+                         "(1 − t)·p share the subgradient equally (TensorFlow's "
+                         "``reduce_max`` gradient).",
+    "poly1_softmax_cross_entropy": "Smooth everywhere.",
+    "multilabel_soft_margin": "Smooth everywhere.",
+    "categorical_focal_cross_entropy": "Smooth for gamma ≥ 1; at p_k = 1 the gradient is 0 "
+                                       "(for gamma > 0).",
 }
 
 # parameter descriptions for losses whose spec carries no rule (row-wise); name -> text,
@@ -138,6 +205,8 @@ PARAMS = {
     ("multiclass_hinge", "kind"): "'weston_watkins' | 'crammer_singer', default "
                                   "'weston_watkins'. Sum over the wrong classes, or their "
                                   "maximum.",
+    ("multiclass_hinge", "p"): "int, 1 or 2, default 1. The power of each hinge term "
+                               "(PyTorch's ``p``).",
     ("cosine_embedding", "margin"): "float, default 0.0. Finite; the margin of y = −1 pairs.",
     ("cosine_embedding", "eps"): "float >= 0, default 1e-12. Added to each squared norm.",
     ("triplet_margin", "margin"): "float, default 1.0. Finite.",
@@ -145,10 +214,20 @@ PARAMS = {
                                    "(MXNet Gluon's ``TripletLoss``).",
     ("triplet_margin", "eps"): "float >= 0, default 1e-6. Added to each difference before "
                                "the norm (PyTorch).",
+    ("poly1_softmax_cross_entropy", "epsilon"): "float, default 2.0. Finite; the weight of "
+                                                "the (1 − p_t) term (optax's default).",
+    ("multilabel_soft_margin", "class_weight"): "array (C,), non-negative, optional. Weight "
+                                                "of each class (PyTorch's ``weight``).",
+    ("categorical_focal_cross_entropy", "alpha"): "float >= 0, default 0.25. Scales the "
+                                                  "loss (Keras).",
+    ("categorical_focal_cross_entropy", "gamma"): "float >= 0, default 2.0. The focusing "
+                                                  "exponent; 0 gives alpha times the "
+                                                  "cross-entropy.",
 }
 
 RULES = {
     "any": "finite", ">0": "> 0", ">=0": ">= 0", "open01": "in (0, 1)", "closed01": "in [0, 1]",
+    "open12": "in (1, 2)",
     "eps": "in [0, 0.5)", "alpha": "in [0, 1], or negative to disable the weighting",
 }
 
@@ -175,6 +254,8 @@ EW_INPUTS = {
     "[0, 1]": ("[-1.0, 0.5, 2.0]", "[0.0, 1.0, 1.0]"),
     "prob": ("[0.1, 0.6, 0.9]", "[0.0, 1.0, 1.0]"),
     "poisson_nll": ("[-1.0, 0.5, 2.0]", "[0.0, 1.0, 3.0]"),
+    "[0, inf)": ("[-1.0, 0.5, 2.0]", "[0.0, 1.0, 3.0]"),
+    "(0, inf)": ("[-1.0, 0.5, 2.0]", "[0.5, 1.0, 3.0]"),
 }
 
 # checked outputs of the generated examples: (per-element losses, mean, gradient of the mean);
@@ -211,6 +292,37 @@ EW_EXPECTED = {
     "squared_hinge": ("array([0.  , 0.25, 0.  ])", "0.0833", "array([ 0.    , -0.3333, -0.    ])"),
     "logistic": ("array([0.1269, 0.4741, 0.1269])", "0.2426", "array([ 0.0397, -0.1258, -0.0397])"),
     "poisson_nll": ("array([0.3679, 1.1487, 1.3891])", "0.9686", "array([0.1226, 0.2162, 1.463 ])"),
+    "tweedie_deviance": (
+        "array([1.2131, 0.1257, 0.7156])",
+        "0.6848",
+        "array([0.2022, 0.1684, 0.5382])",
+    ),
+    "gamma_deviance": (
+        "array([0.0523, 0.1065, 0.3074])",
+        "0.1554",
+        "array([-0.1197,  0.1312,  0.198 ])",
+    ),
+    "mean_squared_log_error": (
+        "array([0.    , 0.1644, 0.1644])",
+        "0.1096",
+        "array([0.    , 0.1802, 0.0901])",
+    ),
+    "hinge_embedding": ("array([3. , 0.5, 2. ])", "1.8333", "array([-0.3333,  0.3333,  0.3333])"),
+    "poly1_cross_entropy": (
+        "array([0.8511, 1.2292, 0.3653])",
+        "0.8152",
+        "array([ 0.2207, -0.2825, -0.1097])",
+    ),
+    "generalized_kl": (
+        "array([0.1   , 0.1108, 0.0054])",
+        "0.0721",
+        "array([ 0.3333, -0.2222, -0.037 ])",
+    ),
+    "convex_kl": (
+        "array([0.3679, 0.1487, 1.6849])",
+        "0.7338",
+        "array([0.1226, 0.2162, 1.463 ])",
+    ),
 }
 
 # row-wise and sequence examples: (setup lines, call, expected) -- the call's output checked
@@ -253,6 +365,26 @@ ROW_EXAMPLES = {
         ["pred = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]])",
          "target = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])"],
         "pred, target"),
+    "nll_loss": (
+        ["log_probs = np.log([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]])",
+         "labels = np.array([0, 2])"],
+        "log_probs, labels"),
+    "categorical_hinge": (
+        ["pred = np.array([[0.9, 0.4, 0.1], [0.2, 0.3, 0.8]])",
+         "target = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])"],
+        "pred, target"),
+    "poly1_softmax_cross_entropy": (
+        ["logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])",
+         "labels = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])"],
+        "logits, labels"),
+    "multilabel_soft_margin": (
+        ["logits = np.array([[2.0, -1.0, 0.1], [0.5, 2.5, -0.3]])",
+         "target = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])"],
+        "logits, target"),
+    "categorical_focal_cross_entropy": (
+        ["logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])",
+         "labels = np.array([0, 2])"],
+        "logits, labels"),
 }
 
 # (mean, gradient of the mean w.r.t. the first input), checked the same way
@@ -275,4 +407,18 @@ ROW_EXPECTED = {
     "cosine_distance": ("0.52", "array([[-0.4, -0.3],\n       [-0. , -0.5]])"),
     "triplet_margin": ("0.2929", "array([[ 0.3536, -0.1464],\n       [ 0.5   ,  0.5   ]])"),
     "mean_pairwise_squared_error": ("2.0", "array([[-1.,  0.,  1.],\n       [ 0., -1.,  1.]])"),
+    "nll_loss": ("0.6365", "array([[-0.5,  0. ,  0. ],\n       [ 0. ,  0. , -0.5]])"),
+    "categorical_hinge": ("1.0", "array([[-0.5,  0.5,  0. ],\n       [ 0. , -0.5,  0.5]])"),
+    "poly1_softmax_cross_entropy": (
+        "1.7638",
+        "array([[-0.3952,  0.281 ,  0.1142],\n       [ 0.1027,  0.1077, -0.2104]])",
+    ),
+    "multilabel_soft_margin": (
+        "0.4487",
+        "array([[-0.0199,  0.0448, -0.0792],\n       [ 0.1037, -0.0126,  0.0709]])",
+    ),
+    "categorical_focal_cross_entropy": (
+        "0.2572",
+        "array([[-0.0129,  0.0092,  0.0037],\n       [ 0.0166,  0.1226, -0.1392]])",
+    ),
 }

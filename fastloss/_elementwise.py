@@ -38,6 +38,7 @@ def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN):
 
 def _build_kernel(spec, dtype, n):
     from ._cpu.elementwise import ew_kernel
+    from ._cpu.wide import transcendental
 
     tag = dtype_tag(dtype)
     ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
@@ -48,7 +49,8 @@ def _build_kernel(spec, dtype, n):
     return cpu_kernel(ew_kernel, f"{spec.name}_{tag}" + ("" if parallel else "_serial"),
                       {"loss_fn": ns[spec.name], "check_fn": ns[check],
                        "FT": numba.float32 if tag == "f32" else numba.float64},
-                      parallel=parallel, boundscheck=True if DEBUG else None)
+                      parallel=parallel, boundscheck=True if DEBUG else None,
+                      wide=transcendental(spec.fn))
 
 
 _PARAMS: dict = {}  # (loss, parameter values) -> checked tuple, for plain int/float values
@@ -114,11 +116,20 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     ``sum_from``: a one-element list holding a running float64 total (host only); the
     kernel continues it (:mod:`fastloss._cpu.fold`) and the new total is stored back.
     """
+    pred, target = inputs["pred"], inputs["target"]
+    key = None
+    if (type(pred) is np.ndarray and type(target) is np.ndarray and sample_weight is None
+            and out is None and grad_out is None and hess_out is None and sum_from is None
+            and n_threads is None and device == "auto" and type(reduction) is str
+            and pred.size < _SMALL):
+        key = _plan_key(spec, params, reduction, want_grad, want_hess, pred, target)
+        plan = _PLANS.get(key) if key is not None else None
+        if plan is not None:
+            return _run_planned(spec, plan, pred, target)
     fn = spec.name
     check_choice(reduction, REDUCTIONS, "reduction", fn)
     nt = _threads.resolve(n_threads, fn)
     abc = loss_params(spec, params)
-    pred, target = inputs["pred"], inputs["target"]
     where = _device.resolve(device, {"pred": pred, "target": target,
                                      "sample_weight": sample_weight}, fn)
     kind = _device.device_kind({"pred": pred, "target": target, "sample_weight": sample_weight})
@@ -191,6 +202,12 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
                         parallel=cpu.want_parallel("elementwise", n, nt), n_threads=nt)
     if bad:
         raise _domain_error(spec, bad)
+    if key is not None and n and x is pred and y is target and w is None:
+        if len(_PLANS) >= 1024:
+            _PLANS.clear()
+        _PLANS[key] = (cpu.serial(kern), dt, reduction, dt.type(ws),
+                       *(dt.type(v) for v in abc), dt.type(gscale), wsum,
+                       out_l is not None, out_g is not None, out_h is not None)
     if sum_from is not None:
         sum_from[0] = s
     for user, tmp in copies:
@@ -199,6 +216,66 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
         back = {id(t): u for u, t in copies}
         out_l, out_g, out_h = (None if b is None else back.get(id(b), b)
                                for b in (out_l, out_g, out_h))
+    return _reduce(s, wsum, reduction, out_l, dt), {"pred": out_g}, out_h
+
+
+# Small calls (below the parallel threshold, where the Python layer costs more than the
+# kernel): after one checked call, the decisions that depend only on the call's metadata
+# (types, dtypes, shapes, contiguity, parameter values, reduction, outputs) are kept as a
+# plan, and a later call with the same metadata goes straight to the serial kernel.  The
+# values are still checked by the kernel (invalid labels raise; NaN propagates).
+_SMALL = 1 << 16
+_PLANS: dict = {}
+
+
+def _plan_key(spec, params, reduction, want_grad, want_hess, pred, target):
+    """The metadata of a small host call, or None when a value is not plainly hashable."""
+    if not (pred.flags.c_contiguous and target.flags.c_contiguous):
+        return None
+    pv = tuple(params.values())
+    for v in pv:
+        t = type(v)
+        if not (t is float or t is int or t is bool):
+            return None
+    return (spec.name, reduction, want_grad, want_hess, pred.dtype, target.dtype, pred.shape,
+            target.shape, tuple(map(type, pv)), pv)
+
+
+def default_tail(spec) -> tuple:
+    """The parameter part of a plan key for a call with the default parameters."""
+    pv = tuple(p.default for p in spec.params)
+    return (tuple(map(type, pv)), pv)
+
+
+def small_call(spec, tail, args, want_grad, want_hess):
+    """A positional call ``(pred, target)`` with default parameters and reduction, run from
+    its plan; None when there is none (the caller takes the checked path, which makes it)."""
+    if len(args) != 2:
+        return None
+    x, y = args
+    if type(x) is not np.ndarray or type(y) is not np.ndarray or x.size >= _SMALL \
+            or not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    plan = _PLANS.get((spec.name, "mean", want_grad, want_hess, x.dtype, y.dtype, x.shape,
+                       y.shape) + tail)
+    return None if plan is None else _run_planned(spec, plan, x, y)
+
+
+def _run_planned(spec, plan, pred, target):
+    kern, dt, reduction, ws, a, b, c, gscale, wsum, need_l, need_g, need_h = plan
+    shape = pred.shape
+    out_l = np.empty(shape, dt) if need_l else None
+    out_g = np.empty(shape, dt) if need_g else None
+    out_h = np.empty(shape, dt) if need_h else None
+    if len(shape) == 1:
+        s, bad = kern(pred, target, None, ws, a, b, c, gscale, out_l, out_g, out_h, 0.0)
+    else:
+        s, bad = kern(pred.reshape(-1), target.reshape(-1), None, ws, a, b, c, gscale,
+                      None if out_l is None else out_l.reshape(-1),
+                      None if out_g is None else out_g.reshape(-1),
+                      None if out_h is None else out_h.reshape(-1), 0.0)
+    if bad:
+        raise _domain_error(spec, bad)
     return _reduce(s, wsum, reduction, out_l, dt), {"pred": out_g}, out_h
 
 

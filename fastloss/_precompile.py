@@ -49,9 +49,11 @@ def _row_inputs(name, N, D, dt):
         return p / p.sum(-1, keepdims=True)
 
     ints = rng.integers(0, D, N)
-    if name in ("softmax_cross_entropy_with_integer_labels", "multiclass_hinge"):
+    if name in ("softmax_cross_entropy_with_integer_labels", "multiclass_hinge", "nll_loss",
+                "categorical_focal_cross_entropy"):
         return f(N, D), ints
-    if name in ("softmax_cross_entropy", "softmax_kl_divergence"):
+    if name in ("softmax_cross_entropy", "softmax_kl_divergence",
+                "poly1_softmax_cross_entropy"):
         return f(N, D), probs()
     if name == "kl_divergence":
         return np.log(probs()), probs()

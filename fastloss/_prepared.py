@@ -228,14 +228,7 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
     flags = R._flags(tag, need_max, spec, has_cw)
     w, ws = R._row_weights(sample_weight, batch, dt, fn)
     rw_h = None if w is None else np.array(w, order="C").reshape(-1)
-    if K is not None:
-        counted = (K >= 0) & (K < D)
-        per = counted.astype(np.float64)
-        if has_cw:
-            per = per * CWh.astype(np.float64)[np.where(counted, K, 0)]
-        wsum = ws * float(np.sum(per if rw_h is None else per * rw_h, dtype=np.float64))
-    else:
-        wsum = ws * (float(N) if rw_h is None else float(np.sum(rw_h, dtype=np.float64)))
+    wsum = ws * R.weight_total(K, D, CWh, rw_h, N)     # the checked call's denominator
     gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
     others = [np.array(as_float(as_host_array(named[n], n, fn), dt, n), order="C").reshape(N, D)
               for n in names[1:]]                       # copies: bound by value
@@ -257,6 +250,9 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
     B0 = others[0] if nB else None
     C0 = others[1] if nC else None
     ep = None
+    # Σ w·ℓ: the checked call's fold over the per-row values (its compiled entry point)
+    from ._cpu.fold import fold_kernel
+    fold = _entry(fold_kernel(), (np.zeros(N, dt), 0.0))
     if work < _cpu.PARALLEL_MIN["rowwise"]:
         kern = R.cpu_kernel_for(tag, flags, dt, False)
         A = x.reshape(N, D)
@@ -283,7 +279,7 @@ def _build_rowwise(spec, inputs, params, sample_weight, reduction, n_threads, fn
         if bad:
             raise perr(spec, bad)
         if fix is not None and s != s:   # rows the kernel leaves to the host (_limits)
-            s = fix(A, B0 if nB else A, YL, ol, (None, g.reshape(N, D)), None, rw_h, ws,
-                    gscale, pvals)
-        return reduce_(s, wsum, reduction, ol, batch, dt), g
+            fix(A, B0 if nB else A, YL, ol, (None, g.reshape(N, D)), None, rw_h, ws,
+                gscale, pvals)
+        return reduce_(fold(ol, 0.0), wsum, reduction, ol, batch, dt), g
     return run

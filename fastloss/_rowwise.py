@@ -172,13 +172,24 @@ def _meta(x, name, fn):
 
 def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         device="auto", out=None, want_grad=False, want_hess=False, argnums=(0,),
-        grad_out=None, hess_out=None, stream=None, device_result=False, n_threads=None):
+        grad_out=None, hess_out=None, stream=None, device_result=False, n_threads=None,
+        sum_from=None):
     """Value (and gradients w.r.t. the requested inputs) of one row-wise loss.
 
     Returns ``(value, {input_name: grad}, hess)``; gradients refer to the reduced value
     (with ``reduction="none"``, to the sum of the per-row losses).  ``want_hess`` (losses
     whose row math has a Hessian, :func:`has_hessian`): ``hess`` is the diagonal of the
     Hessian of that value w.r.t. the first input, scaled as its gradient; else None.
+
+    On the host, Σ w·ℓ is the fold of :mod:`fastloss._cpu.fold` over the per-row values
+    (the ``reduction="none"`` output, in the array dtype) and the denominator of
+    ``"mean"`` is ``ws·W``, ``ws`` the scalar sample weight (1 for an array) and W the
+    same fold over the rows' weights (sample × class weight of the counted rows; a plain
+    count without weights).  ``sum_from`` (host only): a list of running float64 totals
+    that the call continues and stores back, ``[Σ w·ℓ]`` or ``[Σ w·ℓ, numerator of
+    "mean", denominator of "mean", W]`` (see :func:`running_totals`): calls on
+    consecutive row slices whose lengths are multiples of ``fastloss._cpu.fold.BLK``
+    give exactly the totals of one call on all the rows.
     """
     fn = spec.name
     check_choice(reduction, REDUCTIONS, "reduction", fn)
@@ -273,17 +284,9 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     # ---- sample weights per row and the denominator of "mean"
     w, ws = _row_weights(sample_weight, batch, dt, fn)
     rw_h = None if w is None else w.reshape(-1)
-    if K is not None:
-        counted = (K >= 0) & (K < D)
-        if not has_cw and rw_h is None:   # a count: exact, and without np.sum's overhead
-            wsum = ws * float(np.count_nonzero(counted))
-        else:
-            per = counted.astype(np.float64)
-            if has_cw:
-                per = per * CWh.astype(np.float64)[np.where(counted, K, 0)]
-            wsum = ws * float(np.sum(per if rw_h is None else per * rw_h, dtype=np.float64))
-    else:
-        wsum = ws * (float(N) if rw_h is None else float(np.sum(rw_h, dtype=np.float64)))
+    s_in, _, w_in = running_totals(sum_from)
+    W = weight_total(K, D, CWh, rw_h, N, w_in)
+    wsum = ws * W
     gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
 
     if where == "cuda":
@@ -362,9 +365,12 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         s, bad = launch(kern, *args, parallel=par, n_threads=nt)
     if bad:
         raise _prob_error(spec, bad)
-    if spec.fixup is not None and s != s and N and D:
-        s = spec.fixup(A, B, YL, out_l, gbufs.get(names[0]), gbufs.get(names[1]), rw_h, ws,
-                       gscale, pvals)
+    if spec.fixup is not None and s != s and N and D:   # (s: the kernel's own sum)
+        spec.fixup(A, B, YL, out_l, gbufs.get(names[0]), gbufs.get(names[1]), rw_h, ws,
+                   gscale, pvals)
+    s = fold_rows(out_l, s_in)
+    if sum_from is not None:
+        store_totals(sum_from, s, s, wsum, W)
     if user_l is not None and out_l is not user_l:
         user_l[...] = out_l
         out_l = user_l
@@ -406,6 +412,59 @@ def _prob_error(spec, bad):
     return ValueError(f"{spec.name}: {spec.prob} must hold probabilities (finite, non-negative "
                       f"entries); {int(bad)} negative entr{'y' if int(bad) == 1 else 'ies'} "
                       f"or +inf found")
+
+
+def running_totals(sum_from):
+    """(Σ w·ℓ, numerator of "mean", W) that a call continues.  ``sum_from`` (None: a call
+    on its own) holds ``[Σ w·ℓ]`` or ``[Σ w·ℓ, numerator of "mean", denominator of "mean",
+    W]``: running float64 totals over the rows of the previous calls, starting from zeros
+    (the numerator is Σ w·ℓ except for CTC's ``"mean"``, Σ w·ℓ / max(label length, 1); the
+    denominator is ``ws·W``).  A call with ``sum_from`` reduces over all the rows so far:
+    its value is that of the running totals and its gradients are those of that value."""
+    if sum_from is None:
+        return 0.0, 0.0, 0.0
+    if len(sum_from) not in (1, 4):
+        raise ValueError("sum_from must hold 1 or 4 running totals")
+    if len(sum_from) == 1:
+        return float(sum_from[0]), 0.0, 0.0
+    return float(sum_from[0]), float(sum_from[1]), float(sum_from[3])
+
+
+def store_totals(sum_from, s, num, wsum, W):
+    """Store a call's running totals into ``sum_from`` (see :func:`running_totals`)."""
+    sum_from[0] = s
+    if len(sum_from) == 4:
+        sum_from[1], sum_from[2], sum_from[3] = num, wsum, W
+
+
+def fold_rows(v, s_in=0.0):
+    """``s_in`` + Σ of the per-row values ``v`` (1-D, the array dtype), summed in float64 in
+    the fixed order of :mod:`fastloss._cpu.fold` (blocks of its ``BLK`` rows)."""
+    if v.size == 0:
+        return float(s_in)
+    from ._cpu.fold import _FOLD, fold_kernel
+    return (_FOLD[0] if _FOLD else fold_kernel())(np.ascontiguousarray(v), float(s_in))
+
+
+def weight_total(K, D, CWh, rw_h, N, w_in=0.0):
+    """W, the sum over the rows of the weight that ``"mean"`` divides by (then ``ws·W``,
+    ``ws`` the scalar sample weight), continued from ``w_in``: the counted rows' (label in
+    [0, D)) class weight × sample weight for integer labels, the sample weight otherwise;
+    a count without weights (exact, so in every order the same), else the fold of
+    :func:`fold_rows`."""
+    if K is not None:
+        counted = (K >= 0) & (K < D)
+        if CWh is None and rw_h is None:
+            return w_in + float(np.count_nonzero(counted))
+        per = counted.astype(np.float64)
+        if CWh is not None:
+            per = per * CWh.astype(np.float64)[np.where(counted, K, 0)]
+        if rw_h is not None:
+            per = per * rw_h
+        return fold_rows(per, w_in)
+    if rw_h is None:
+        return w_in + float(N)
+    return fold_rows(rw_h, w_in)
 
 
 def _row_weights(sample_weight, batch, dt, fn):
@@ -750,25 +809,28 @@ def _prep_sce(params, D, dt, K, fn):
     return "sce", True, (s, s / max(D, 1), 1.0 - s, 0.0), {}
 
 
+def _class_weight(cw, D, dt, fn):
+    """Validated per-class weights as a contiguous ``dt`` array of shape (D,), or None."""
+    if cw is None:
+        return None
+    c = as_host_array(cw, "class_weight", fn)
+    float_dtype_of(c, "class_weight", fn)
+    if c.shape != (D,):
+        raise ValueError(f"{fn}: class_weight must have shape ({D},) (one weight per "
+                         f"class), got shape {c.shape}")
+    if not np.all(np.isfinite(c)) or (c.size and c.min() < 0):
+        raise ValueError(f"{fn}: class_weight must be finite and non-negative")
+    return np.ascontiguousarray(c, dtype=dt)
+
+
 def _prep_ice(params, D, dt, K, fn):
     s = _real(params["label_smoothing"], "label_smoothing", fn, "closed01")
     ign = _int(params["ignore_index"], "ignore_index", fn)
     skip = K == ign
     _check_labels_in_range(K[~skip], D, fn, "labels", ign)
     K[skip] = -1   # the kernels treat any label outside [0, C) as an ignored row
-    cw = params["class_weight"]
-    CW = None
-    W = float(D)
-    if cw is not None:
-        c = as_host_array(cw, "class_weight", fn)
-        float_dtype_of(c, "class_weight", fn)
-        if c.shape != (D,):
-            raise ValueError(f"{fn}: class_weight must have shape ({D},) (one weight per "
-                             f"class), got shape {c.shape}")
-        if not np.all(np.isfinite(c)) or (c.size and c.min() < 0):
-            raise ValueError(f"{fn}: class_weight must be finite and non-negative")
-        CW = np.ascontiguousarray(c, dtype=dt)
-        W = float(np.sum(CW, dtype=np.float64))
+    CW = _class_weight(params["class_weight"], D, dt, fn)
+    W = float(D) if CW is None else float(np.sum(CW, dtype=np.float64))
     return "ice", True, (s, s / max(D, 1), 1.0 - s, W), {"class_weight": CW}
 
 
@@ -784,10 +846,14 @@ def _prep_skl(params, D, dt, K, fn):
 def _prep_mh(params, D, dt, K, fn):
     margin = _real(params["margin"], "margin", fn)
     kind = check_choice(params["kind"], ("weston_watkins", "crammer_singer"), "kind", fn)
+    p = _int(params["p"], "p", fn)
+    if p not in (1, 2):
+        raise ValueError(f"{fn}: p must be 1 or 2, got {p!r}")
     _check_labels_in_range(K, D, fn, "labels")
+    sq = "2" if p == 2 else ""
     if kind == "crammer_singer":
-        return "mhcs", True, (margin, 0.0, 0.0, 0.0), {}
-    return "mh", False, (margin, 0.0, 0.0, 0.0), {}
+        return "mhcs" + sq, True, (margin, 0.0, 0.0, 0.0), {}
+    return "mh" + sq, False, (margin, 0.0, 0.0, 0.0), {}
 
 
 def _prep_cemb(params, D, dt, K, fn):
@@ -817,6 +883,33 @@ def _prep_trip(params, D, dt, K, fn):
 def _prep_mpse(params, D, dt, K, fn):
     # phase 1 carries the row's first difference, the shift of the centred sums
     return "mpse", True, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _prep_nll(params, D, dt, K, fn):
+    # the labels, ignore_index and class_weight of the integer-label cross-entropy
+    extra = _prep_ice(dict(params, label_smoothing=0.0), D, dt, K, fn)[3]
+    return "nll", False, (0.0, 0.0, 0.0, 0.0), extra
+
+
+def _prep_chinge(params, D, dt, K, fn):
+    return "chinge", True, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _prep_poly(params, D, dt, K, fn):
+    eps = _real(params["epsilon"], "epsilon", fn)
+    return "poly", True, (eps, 0.0, 0.0, 0.0), {}
+
+
+def _prep_mlsm(params, D, dt, K, fn):
+    CW = _class_weight(params["class_weight"], D, dt, fn)
+    return "mlsm", False, (0.0, 0.0, 0.0, 0.0), {"class_weight": CW}
+
+
+def _prep_cfoc(params, D, dt, K, fn):
+    alpha = _real(params["alpha"], "alpha", fn, ">=0")
+    gamma = _real(params["gamma"], "gamma", fn, ">=0")
+    _check_labels_in_range(K, D, fn, "labels")
+    return "cfoc", True, (alpha, gamma, 0.0, 0.0), {}
 
 
 def _add(**kw):
@@ -869,11 +962,12 @@ _add(name="softmax_kl_divergence", order=("logits", "target"), floats=("logits",
          "(S = Σt, the exact lower bound).")
 _add(name="multiclass_hinge", order=("scores", "labels"), floats=("scores",), labels="labels",
      label_kind="int", differentiable=("scores",),
-     params={"margin": 1.0, "kind": "weston_watkins"}, prepare=_prep_mh,
-     formula="Σ_{j≠y} max(0, s_j - s_y + margin)  (crammer_singer: max_{j≠y})",
+     params={"margin": 1.0, "kind": "weston_watkins", "p": 1}, prepare=_prep_mh,
+     formula="Σ_{j≠y} max(0, s_j - s_y + margin)^p  (crammer_singer: max_{j≠y})",
      doc="Multiclass hinge loss over the last axis. ``kind='weston_watkins'`` sums over the "
          "wrong classes (PyTorch ``multi_margin_loss`` × C); ``'crammer_singer'`` takes the "
-         "largest (ties share the subgradient equally).")
+         "largest (ties share the subgradient equally). ``p=2`` squares each hinge term "
+         "(PyTorch's ``p=2``).")
 _add(name="cosine_embedding", order=("x1", "x2", "labels"), floats=("x1", "x2"),
      labels="labels", label_kind="pm1", differentiable=("x1", "x2"),
      params={"margin": 0.0, "eps": 1e-12}, prepare=_prep_cemb, fixup=_fix_cemb,
@@ -908,3 +1002,57 @@ _add(name="mean_pairwise_squared_error", order=("pred", "target"), floats=("pred
      formula="mean_{i<j} ((p_i - p_j) - (t_i - t_j))^2 per sample",
      doc="Mean pairwise squared error (``tf.losses`` form: n(n−1)/2 pairs over all "
          "non-batch elements of each sample; a sample with one element gives 0).")
+_add(name="nll_loss", order=("log_probs", "labels"), floats=("log_probs",), labels="labels",
+     label_kind="int", axis=True, differentiable=("log_probs",),
+     params={"axis": -1, "class_weight": None, "ignore_index": -100}, prepare=_prep_nll,
+     formula="-w_y log_probs_y",
+     doc="Negative log-likelihood of integer class labels from log-probabilities (PyTorch "
+         "``nll_loss``): ``class_weight`` (C,) and ``ignore_index`` as "
+         "``softmax_cross_entropy_with_integer_labels`` (ignored rows contribute 0 with 0 "
+         "gradient; 'mean' divides by the summed (sample × class) weights of counted rows). "
+         "Gradient −w_y at the label, 0 elsewhere. Only the label's entry enters the value, "
+         "but a NaN anywhere in a row makes that row's loss NaN (PyTorch reads only the "
+         "label's entry).")
+_add(name="categorical_hinge", order=("pred", "target"), floats=("pred", "target"),
+     axis=True, differentiable=("pred",), params={"axis": -1}, prepare=_prep_chinge,
+     formula="max(0, max_c (1 - t_c) p_c - Σ_c t_c p_c + 1)",
+     doc="Categorical hinge loss along ``axis`` (Keras ``CategoricalHinge``, whose "
+         "arguments are ``(y_true, y_pred)``: here ``pred`` comes first): "
+         "pos = Σ t·p, neg = max((1 − t)·p), max(0, neg − pos + 1); targets one-hot or soft "
+         "(not checked). Gradient w.r.t. ``pred``: −t plus (1 − t_c) at the maximizing "
+         "class c (tied maxima share it equally, as TensorFlow's gradient of "
+         "``reduce_max``); 0 where the hinge is inactive or exactly at its kink. An "
+         "infinite prediction next to a zero target (or 1 − target) factor gives NaN, as "
+         "Keras (0·inf).")
+_add(name="poly1_softmax_cross_entropy", order=("logits", "labels"),
+     floats=("logits", "labels"), axis=True, prob="labels",
+     differentiable=("logits", "labels"), params={"axis": -1, "epsilon": 2.0},
+     prepare=_prep_poly,
+     formula="-Σ_c y_c log q_c + epsilon Σ_c y_c (1 - q_c),  q = softmax(x)",
+     doc="Poly-1 cross-entropy (Leng et al. 2022; optax ``poly_loss_cross_entropy``): "
+         "softmax cross-entropy with probability labels plus ε·Σ y·(1 − softmax(x)) "
+         "(ε(1 − p_t) for one-hot labels). Labels must be finite and non-negative. "
+         "Gradients w.r.t. the logits (S·q − y − ε·q·(y − Σy·q), S = Σy) and the labels "
+         "(−log q + ε(1 − q)).")
+_add(name="multilabel_soft_margin", order=("logits", "target"), floats=("logits", "target"),
+     differentiable=("logits",), params={"class_weight": None}, prepare=_prep_mlsm,
+     formula="(1/C) Σ_c w_c (log(1 + e^{x_c}) - y_c x_c)",
+     doc="Multi-label soft margin loss over the last axis (PyTorch "
+         "``multilabel_soft_margin_loss``): the mean over the C classes of the sigmoid "
+         "binary cross-entropy of each logit, with targets in [0, 1] (not checked) and an "
+         "optional per-class ``class_weight`` (PyTorch's ``weight``); 'mean' averages over "
+         "rows (sample weights), as PyTorch. A zero factor times an infinite logit is 0 "
+         "(PyTorch gives NaN there). ``grad_and_hessian``: the gradient w.r.t. the logits "
+         "and the exact (diagonal) Hessian w_c σ(x_c)(1 − σ(x_c))/C, scaled as the "
+         "gradient.")
+_add(name="categorical_focal_cross_entropy", order=("logits", "labels"), floats=("logits",),
+     labels="labels", label_kind="int", axis=True, differentiable=("logits",),
+     params={"axis": -1, "alpha": 0.25, "gamma": 2.0}, prepare=_prep_cfoc,
+     formula="-alpha (1 - p_y)^gamma log p_y,  p = softmax(x)",
+     doc="Categorical focal cross-entropy on logits (Keras ``CategoricalFocalCrossentropy`` "
+         "with ``from_logits=True``) for integer class labels (the index of Keras's one-hot "
+         "``y_true``; soft labels are not supported). Unlike Keras, the probability is not "
+         "clipped to [1e-7, 1 − 1e-7]: the value is the exact −α(1 − p_y)^γ log p_y "
+         "(1 − p_y is summed from the other classes, so it stays accurate as p_y → 1). "
+         "Gradient w.r.t. the logits g·(p − onehot(y)), "
+         "g = α(1 − p_y)^γ (1 − γ p_y log p_y / (1 − p_y)).")

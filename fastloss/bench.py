@@ -13,6 +13,11 @@ Method.  Each case's callables (fastloss, the triad, every installed peer) are w
 that a drift of the machine reaches all of them alike; each sample repeats its call until
 it lasts at least ``min_sample_s`` (20 ms with ``--quick``, 50 ms otherwise), so that timer
 resolution and thread wake-up do not dominate small calls; the figure is the median.
+With ``--quick`` every case is prepared first and the rounds run over all of them (round
+1 of every case, then round 2, ...), so that each median spans the whole run rather than
+the second or two one case would take alone: a shared machine's speed drifts over tens of
+seconds, and a figure taken in one such window differs from the next run's.  The full
+sizes are timed one case at a time (their buffers together would not fit in memory).
 
 Rows (``run()``'s return value, the ``"rows"`` of ``--json FILE``), one dict per case:
 
@@ -29,6 +34,8 @@ Rows (``run()``'s return value, the ``"rows"`` of ``--json FILE``), one dict per
 * ``<peer>_ratio`` for every peer the case has (``numpy``, ``torch``, ``sklearn``, and in
   workflow / sizes cases ``builtin``, ``serial``, ...): peer time / fastloss time,
   ``None`` when the peer is missing or has no counterpart; ``peer_ms``: {peer: median ms};
+  ``samples_ms``: {callable: per-call milliseconds of every round} (``fastloss``, ``triad``
+  and each peer);
 * ``note``: the line printed under a workflow row (accuracy, counts), else ``""``.
 
 ``--family compile`` rows (:mod:`fastloss._bench.compile`): ``family="compile"``, ``case``,
@@ -205,6 +212,13 @@ def machine_info(triad_gbs=None, n_triad=None) -> dict:
         info["llvm_cpu"], info["threads"] = "?", None
     from ._threads import threading_layer
     info["threading_layer"] = threading_layer()
+    try:
+        from ._cpu import wide
+        info["kernel_vectors"] = ("512-bit elementwise (FASTLOSS_VECTOR_WIDTH=256: "
+                                  "LLVM's choice)" if wide.enabled()
+                                  else "LLVM's choice for the target")
+    except Exception:  # pragma: no cover - numba/llvmlite missing or unusable
+        info["kernel_vectors"] = "?"
     info["triad_gbs"] = triad_gbs
     info["triad_n"] = n_triad
     info["versions"] = {"fastloss": fastloss.__version__,
@@ -235,7 +249,7 @@ def machine_header(info=None) -> str:
           f"float32, median)" if info.get("triad_gbs") else "not measured")
     return "\n".join([
         f"machine:   {info['cpu']}; vector width {info['vector_width']}; Numba/LLVM target "
-        f"{info['llvm_cpu']}",
+        f"{info['llvm_cpu']}; kernel vectors {info.get('kernel_vectors', '?')}",
         f"threads:   {info['threads']} used of {info['cores']} cores; threading layer "
         f"{info['threading_layer']}",
         f"memory:    {bw}",
@@ -341,11 +355,17 @@ def run_with_info(quick=False, families=None, repeat=None, only=None, file=None,
                                            for c in cols))
         print(head, file=file)
         print("-" * len(head), file=file)
-        for case in select_cases(quick, table_fams, only):
-            row = _time_case(case, triad, n_triad, repeat, min_sample_s, cols, file,
-                             skip={k for k, ok in have.items() if not ok})
-            if row is not None:
-                rows.append(row)
+        skip = {k for k, ok in have.items() if not ok}
+        cases = select_cases(quick, table_fams, only)
+        if quick:   # small cases, held together: each median spans the whole run
+            rows.extend(_interleaved(cases, triad, n_triad, repeat, min_sample_s, cols,
+                                     file, skip))
+        else:       # full sizes: one case's buffers at a time
+            for case in cases:
+                row = _time_case(case, triad, n_triad, repeat, min_sample_s, cols, file,
+                                 skip)
+                if row is not None:
+                    rows.append(row)
         print("-" * len(head), file=file)
         print(LEGEND, file=file)
         if any(r.get("pct_triad_artefact") for r in rows):
@@ -357,6 +377,46 @@ def run_with_info(quick=False, families=None, repeat=None, only=None, file=None,
 
 
 def _time_case(case, triad, n_triad, repeat, min_sample_s, cols, file, skip=()):
+    """Prepare, time (its own rounds) and print one case; its row, or None."""
+    st = _prepare_case(case, triad, min_sample_s, skip)
+    if st is None:
+        return None
+    stop = case.load() if case.load else None  # e.g. busy-loop processes
+    samples = {}
+    try:
+        _round_robin(st["fs"], repeat, st["number"], samples)
+    finally:
+        if stop:
+            stop()
+    return _finish_case(st, samples, n_triad, cols, file)
+
+
+def _interleaved(cases, triad, n_triad, repeat, min_sample_s, cols, file, skip=()):
+    """Time ``cases`` together: every round times every case's callables in turn, so each
+    case's median spans the whole run instead of the few seconds a case would take alone
+    (a shared machine's speed drifts over tens of seconds).  Cases with a ``load`` (busy
+    processes) or a whole workflow are timed on their own, after the others."""
+    alone = [c for c in cases if c.load or c.run is not None]
+    states = [st for c in cases if c not in alone
+              for st in [_prepare_case(c, triad, min_sample_s, skip)] if st is not None]
+    samples = [{} for _ in states]
+    for _ in range(repeat):
+        for st, sm in zip(states, samples):
+            one = {}
+            _round_robin(st["fs"], 1, st["number"], one)
+            for k, v in one.items():
+                sm.setdefault(k, []).extend(v)
+    rows = [_finish_case(st, sm, n_triad, cols, file) for st, sm in zip(states, samples)]
+    for c in alone:
+        r = _time_case(c, triad, n_triad, repeat, min_sample_s, cols, file, skip)
+        if r is not None:
+            rows.append(r)
+    return rows
+
+
+def _prepare_case(case, triad, min_sample_s, skip=()):
+    """A case's warm callables (fastloss, the triad, its installed peers), calls per
+    sample and first-call time; None when a workflow's library is missing."""
     import fastloss
 
     try:
@@ -386,13 +446,13 @@ def _time_case(case, triad, n_triad, repeat, min_sample_s, cols, file, skip=()):
         except Exception:  # peer missing or without this loss
             pass
     number = {k: _calls_per_sample(f, min_sample_s) for k, f in fs.items()}
-    stop = case.load() if case.load else None  # e.g. busy-loop processes
-    samples = {}
-    try:
-        ts = _round_robin(fs, repeat, number, samples)
-    finally:
-        if stop:
-            stop()
+    return dict(case=case, args=args, kw=kw, fs=fs, number=number, first=first, names=names)
+
+
+def _finish_case(st, samples, n_triad, cols, file):
+    """Medians of the samples, printed as a table line; the row (module docstring)."""
+    case, args, kw, names, first = st["case"], st["args"], st["kw"], st["names"], st["first"]
+    ts = {k: statistics.median(v) for k, v in samples.items()}
     t = ts["fastloss"]
     sm = samples["fastloss"]
     spread = 100 * (max(sm) - min(sm)) / t if t > 0 else None
@@ -419,6 +479,7 @@ def _time_case(case, triad, n_triad, repeat, min_sample_s, cols, file, skip=()):
                 pct_triad=pct, pct_triad_artefact=bool(pct is not None and pct > 100),
                 note=note, peer_ms={p: ts[p] * 1e3 for p in ts if p not in ("fastloss",
                                                                             "triad")},
+                samples_ms={p: [x * 1e3 for x in v] for p, v in samples.items()},
                 **{f"{k}_ratio": v for k, v in ratios.items()})
 
 

@@ -549,6 +549,9 @@ def init_score(loss, y, sample_weight=None, *, num_class=None, **params):
         return _weighted_quantile(yv, w, float(p["quantile"]))
     if name == "logistic":
         return _logit(float(np.dot(w, yv == 1) / sw))
+    if name in ("tweedie_deviance", "gamma_deviance", "convex_kl"):
+        # log link: the gradient's weighted sum vanishes at exp(x) = the weighted mean
+        return math.log(max(float(np.dot(w, yv) / sw), EPS))
     if name == "sigmoid_binary_cross_entropy":
         pw, s = float(p["pos_weight"]), float(p["label_smoothing"])
         ys = yv * (1.0 - s) + 0.5 * s

@@ -7,10 +7,11 @@
 
 * Every loss of :data:`fastloss.LOSSES` is here by name (``fastloss.dask.huber``) and through
   :func:`loss`.  Each block runs the in-memory loss with ``reduction="none"``; the block's
-  (Σ w·ℓ, Σ w) come from the fixed-order float64 block sums of :func:`fastloss.score`, and a
-  tree reduction (``split_every`` fixed) adds them: the mean equals the in-memory one to
-  float64 round-off, and is the same bits on every run for a fixed block layout (with one
-  block, the same bits as :func:`fastloss.score`).
+  (Σ w·ℓ, numerator and denominator of the mean) are that call's own fixed-order float64
+  totals (:mod:`fastloss._cpu.fold`), and a tree reduction (``split_every`` fixed) adds
+  them: the mean equals the in-memory one to float64 round-off, and is the same bits on
+  every run for a fixed block layout (with one block, the same bits as the in-memory call
+  and :func:`fastloss.score`).
 * Row-wise losses need the class axis (every axis but the first) in one chunk: a split axis
   raises ``ValueError``, or is merged with ``rechunk=True``.  CTC runs over batches
   (``layout="NTC"``, sequences along axis 0).
@@ -131,28 +132,12 @@ def _per_row(info, ins, w, params):
     return np.asarray(info.func(*ins, sample_weight=w, reduction="none", **params))
 
 
-def _denominator(info, ins, w, params, rows):
-    """Σ of the weights the in-memory ``"mean"`` divides by, for one block (float64)."""
-    from ._sketch import sum_blocks
-
-    if info.name == "softmax_cross_entropy_with_integer_labels":
-        from .scoring import counted_rows
-        per = counted_rows(ins[0], ins[1], params)
-        if w is not None:
-            per = per * np.broadcast_to(np.asarray(w, np.float64), per.shape)
-        return sum_blocks(per)
-    if w is None:
-        return float(rows)
-    if np.ndim(w) == 0:
-        return float(w) * rows
-    return sum_blocks(np.asarray(w, np.float64))
-
-
 def _blk_totals(*blocks, loss, names, scalars, params, nd):
-    """(Σ w·ℓ, numerator of the mean, Σ w) of one block, shaped (1,)*nd + (3,); the
-    numerator differs from Σ w·ℓ for CTC only (PyTorch's mean divides by label lengths)."""
-    from ._sketch import sum_blocks
-
+    """(Σ w·ℓ, numerator of the mean, denominator of the mean) of one block, shaped
+    (1,)*nd + (3,): the in-memory call's own totals (for row-wise and CTC losses its
+    running totals, :func:`fastloss._rowwise.running_totals`: class weights, ignored labels
+    and CTC's label lengths as the in-memory ``"mean"``); the numerator differs from
+    Σ w·ℓ for CTC only (PyTorch's mean divides by label lengths)."""
     _apply_threads()
     info = LOSSES[loss]
     ins, w = _call_args(info, names, blocks, scalars)
@@ -167,15 +152,11 @@ def _blk_totals(*blocks, loss, names, scalars, params, nd):
             wb = np.broadcast_to(np.asarray(w, per.dtype), per.shape)
             out[..., 2] = lane_total_array(np.ascontiguousarray(wb).reshape(-1))
         else:
-            out[..., 2] = _denominator(info, ins, w, params, per.size)
+            out[..., 2] = float(per.size) * (1.0 if w is None else float(w))
         return out
-    per = _per_row(info, ins, w, params)
-    rows = per.size
-    out[..., 0] = out[..., 1] = sum_blocks(per)
-    if info.kind == "ctc":
-        lab = np.asarray(ins[3], np.float64).reshape(-1)
-        out[..., 1] = sum_blocks(per.astype(np.float64) / np.maximum(lab, 1.0))
-    out[..., 2] = _denominator(info, ins, w, params, rows)
+    acc = [0.0, 0.0, 0.0, 0.0]
+    info.call(ins, dict(params, sample_weight=w, reduction="none"), sum_from=acc)
+    out[..., 0], out[..., 1], out[..., 2] = acc[0], acc[1], acc[2]
     return out
 
 

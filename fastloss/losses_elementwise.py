@@ -16,6 +16,7 @@ for _spec in ELEMENTWISE.values():
         name=_spec.name, kind="elementwise", inputs=("pred", "target"),
         params={p.name: p.default for p in _spec.params}, runner=partial(_runner, _spec),
         differentiable=("pred",), has_hessian=_spec.hessian, formula=_spec.formula,
-        doc=_spec.doc, spec=_spec))
+        doc=_spec.doc, spec=_spec,
+        small=partial(_elementwise.small_call, _spec, _elementwise.default_tail(_spec))))
 
 __all__ = list(ELEMENTWISE)

@@ -208,11 +208,12 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
         Chunks read ahead by the reader thread (0: read in the calling thread).
 
     ``sum`` and ``mean`` are float64 and the same bits for every ``chunk_size``, thread
-    count and kind of source.  For the elementwise losses they are the in-memory call's
-    own accumulator: cast to the input dtype they equal ``loss(..., reduction="sum")`` and
-    ``reduction="mean"`` bit for bit (the kernels continue one running total across the
-    chunks, in the fixed order of :mod:`fastloss._cpu.fold`); with skipped null rows, and
-    for the row-wise and CTC losses, they equal it to float64 round-off.
+    count and kind of source.  They are the in-memory call's own totals: cast to the input
+    dtype they equal ``loss(..., reduction="sum")`` and ``reduction="mean"`` bit for bit
+    (each chunk's call continues the running totals of the previous ones, in the fixed
+    order of :mod:`fastloss._cpu.fold`: for the row-wise and CTC losses the numerator and
+    the denominator of ``"mean"`` too, ignored labels, class weights and CTC's label
+    lengths included); with skipped null rows they equal it to float64 round-off.
 
     Returns
     -------
@@ -284,16 +285,22 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
 
     tot = Totals(quantiles)
     wtot = Totals() if "sample_weight" in chunked else None
-    # elementwise losses: the kernels continue one running total across the chunks (all
-    # multiples of BLK rows), in the order of the in-memory call (fastloss._cpu.fold)
-    exact = info.kind == "elementwise"
+    # every chunk's call continues the running totals of the previous chunks (all
+    # multiples of BLK rows) in the order of the in-memory call (fastloss._cpu.fold):
+    # elementwise losses Σ w·ℓ (their Σw is folded here); row-wise and CTC losses
+    # [Σ w·ℓ, numerator of "mean", denominator of "mean", W] (fastloss._rowwise.
+    # running_totals).  A chunk with skipped rows ends this (then the totals go on below).
+    ew = info.kind == "elementwise"
+    exact = True
     ksum, kw_sum = [0.0], [0.0]
-    # the in-memory "mean" of the losses whose denominator is not Σw (ignored labels and
-    # class weights of integer-label softmax cross-entropy) or whose numerator is not Σ w·ℓ
-    # (CTC divides each loss by its label length): [numerator, denominator]
+    rk = [0.0, 0.0, 0.0, 0.0]
+    # without the running totals: the in-memory "mean" of the losses whose denominator is
+    # not Σw (ignored labels and class weights of integer-label softmax cross-entropy) or
+    # whose numerator is not Σ w·ℓ (CTC divides each loss by its label length):
+    # [numerator, denominator], continued from rk when a chunk ends the exact totals
     mean_parts = [0.0, 0.0] if _special_mean(info, params) else None
-    if exact:
-        from ._cpu.fold import BLK, lane_total_array
+    parts_live = False
+    from ._cpu.fold import BLK, lane_total_array
     state = {"out": None, "grad": None, "hess": None}
     scratch = {}
     skipped = 0
@@ -346,15 +353,19 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
             else:
                 exact = exact and valid is None and (lo % BLK == 0)
                 _run_chunk(info, call_in, w, params, bufs, lo, hi, fn,
-                           ksum if exact else None)
+                           (ksum if ew else rk) if exact else None)
+            run_sum = ksum[0] if ew else rk[0]
             tot.add(bufs["out"].reshape(-1), _expand(valid, bufs["out"].size, k),
-                    known_sum=ksum[0] if (exact and vals_valid != "none") else None)
-            if mean_parts is not None:
+                    known_sum=run_sum if (exact and vals_valid != "none") else None)
+            if mean_parts is not None and not exact:
+                if not parts_live:   # continue the running totals of the chunks before
+                    mean_parts[:] = rk[1:3]
+                    parts_live = True
                 _add_mean_parts(mean_parts, info, call_in, w, params, bufs["out"], valid)
             if wtot is not None:
                 wv = np.asarray(data["sample_weight"][0]).reshape(-1)
                 wtot.add(wv, _expand(valid, wv.size, k))
-                if exact:
+                if exact and ew:
                     kw_sum[0] = lane_total_array(np.ascontiguousarray(wv, dtype=dt), kw_sum[0])
             if valid is not None:
                 skipped += int(k - np.count_nonzero(valid))
@@ -384,13 +395,16 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
             if tgt is not None and isinstance(split_spec(tgt)[0], str):
                 state[key] = None
     if wtot is not None:
-        wsum = kw_sum[0] if exact else wtot.sum
+        wsum = kw_sum[0] if (exact and ew) else wtot.sum
     else:
         wsum = (1.0 if weight_scalar is None else weight_scalar) * tot.count
     if exact and rows:
-        tot.sum = ksum[0]
+        tot.sum = ksum[0] if ew else rk[0]
     mean = tot.sum / wsum if wsum > 0 else float("nan")
-    if mean_parts is not None:
+    if exact and rows and not ew:   # the in-memory call's numerator and denominator
+        wsum = rk[2]
+        mean = rk[1] / wsum if wsum > 0 else float("nan")
+    elif mean_parts is not None and parts_live:
         wsum = mean_parts[1]
         mean = mean_parts[0] / wsum if wsum > 0 else float("nan")
     outres = state["out"].result if state["out"] is not None else out
@@ -493,7 +507,8 @@ def counted_rows(logits, labels, params):
 
 
 def _special_mean(info, params):
-    return info.kind == "ctc" or info.name == "softmax_cross_entropy_with_integer_labels"
+    return info.kind == "ctc" or info.name in ("softmax_cross_entropy_with_integer_labels",
+                                               "nll_loss")
 
 
 def _add_mean_parts(parts, info, call_in, w, params, out, valid):

@@ -67,11 +67,34 @@ def ref_loss(name, x, y, **p):
                 st = xlogy(y, y) - y + 0.5 * np.log(2 * np.pi * y)
             v = v + np.where(y > 1, st, 0.0)
         return v
+    if name == "tweedie_deviance":
+        # scikit-learn's HalfTweedieLoss: loss + constant_to_optimal_zero (log link)
+        pw = p.get("power", 1.5)
+        return (np.exp((2 - pw) * x) / (2 - pw) - y * np.exp((1 - pw) * x) / (1 - pw)
+                + y ** (2 - pw) / ((1 - pw) * (2 - pw)))
+    if name == "gamma_deviance":
+        # scikit-learn's HalfGammaLoss: x + y e^-x, plus -log y - 1
+        return x + y * np.exp(-x) - np.log(y) - 1
+    if name == "mean_absolute_percentage_error":
+        return 100 * np.abs((y - x) / np.maximum(np.abs(y), p.get("eps", 1e-7)))
+    if name == "mean_squared_log_error":
+        eps = p.get("eps", 1e-7)
+        return (np.log(np.maximum(x, eps) + 1) - np.log(np.maximum(y, eps) + 1)) ** 2
+    if name == "hinge_embedding":
+        return np.where(y == 1, x, np.maximum(0, p.get("margin", 1.0) - x))
+    if name == "poly1_cross_entropy":
+        prob = expit(x)
+        pt = prob * y + (1 - prob) * (1 - y)
+        return _bce_logits(x, y) + p.get("epsilon", 2.0) * (1 - pt)
+    if name == "generalized_kl":
+        return xlogy(y, y) - xlogy(y, x) - y + x
+    if name == "convex_kl":
+        return xlogy(y, y) - y * x + np.exp(x) - y
     raise KeyError(name)
 
 
-PM1 = ("hinge", "squared_hinge", "logistic")
-UNIT_TARGET = ("sigmoid_binary_cross_entropy", "sigmoid_focal")
+PM1 = ("hinge", "squared_hinge", "logistic", "hinge_embedding")
+UNIT_TARGET = ("sigmoid_binary_cross_entropy", "sigmoid_focal", "poly1_cross_entropy")
 PARAMS = {  # non-default parameter values exercised by the tests
     "huber": {"delta": 0.7},
     "pseudo_huber": {"delta": 0.8},
@@ -83,7 +106,16 @@ PARAMS = {  # non-default parameter values exercised by the tests
     "hinge": {"margin": 0.8},
     "squared_hinge": {"margin": 1.2},
     "poisson_nll": {"log_input": True, "full": True},
+    "tweedie_deviance": {"power": 1.3},
+    "mean_absolute_percentage_error": {"eps": 1e-3},
+    "mean_squared_log_error": {"eps": 1e-7},
+    "hinge_embedding": {"margin": 0.8},
+    "poly1_cross_entropy": {"epsilon": 1.5},
 }
+# log-link deviances and divergences: inputs kept |log(target/prediction)| >= 0.05 away
+# from the minimum (where the float64 reference formulas cancel)
+_LOGRATIO = {"tweedie_deviance": "log", "gamma_deviance": "log", "convex_kl": "log",
+             "generalized_kl": "rate"}
 
 
 def make_inputs(name, n, rng, scale=2.0):
@@ -92,8 +124,25 @@ def make_inputs(name, n, rng, scale=2.0):
     if name in PM1:
         y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         m = PARAMS.get(name, {}).get("margin", 1.0)
-        z = m - y * x
+        z = m - (x if name == "hinge_embedding" else y * x)
         x = np.where(np.abs(z) < 1e-2, x + 0.05, x)
+    elif name in _LOGRATIO:
+        y = rng.gamma(2.0, 1.0, n)
+        if name != "gamma_deviance":
+            y = np.where(rng.random(n) < 0.1, 0.0, y)
+        if name == "generalized_kl":
+            x = rng.uniform(0.05, 5.0, n)
+            lr = np.log(np.where(y > 0, y, 1.0) / x)
+            x = np.where((y > 0) & (np.abs(lr) < 0.05), x * 1.2, x)
+        else:
+            x = 0.7 * x
+            lr = np.log(np.where(y > 0, y, 1.0)) - x
+            x = np.where((y > 0) & (np.abs(lr) < 0.05), x + 0.12, x)
+    elif name == "mean_squared_log_error":
+        x = rng.uniform(-0.5, 5.0, n)
+        e = PARAMS[name]["eps"]
+        x = np.where(np.abs(x - e) < 1e-2, x + 0.05, x)
+        y = np.where(rng.random(n) < 0.1, -1.0, rng.uniform(0.0, 5.0, n))
     elif name in UNIT_TARGET:
         y = np.where(rng.random(n) < 0.3, rng.random(n), (rng.random(n) < 0.5).astype(float))
     elif name == "binary_cross_entropy":

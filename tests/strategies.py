@@ -77,12 +77,19 @@ def apply_layout(a, layout):
 
 
 # ------------------------------------------------------------------ elementwise domains
-PM1 = ("hinge", "squared_hinge", "logistic")
-UNIT_TARGET = ("sigmoid_binary_cross_entropy", "sigmoid_focal")
+PM1 = ("hinge", "squared_hinge", "logistic", "hinge_embedding")
+UNIT_TARGET = ("sigmoid_binary_cross_entropy", "sigmoid_focal", "poly1_cross_entropy")
 NONNEG = ("absolute_error", "squared_error", "huber", "pseudo_huber", "smooth_l1", "log_cosh",
           "quantile",
           "sigmoid_binary_cross_entropy", "sigmoid_focal", "hinge", "squared_hinge",
-          "logistic")  # binary_cross_entropy(clip=False) and poisson_nll can be negative
+          "logistic", "tweedie_deviance", "gamma_deviance", "mean_absolute_percentage_error",
+          "mean_squared_log_error", "poly1_cross_entropy", "generalized_kl",
+          "convex_kl")  # binary_cross_entropy(clip=False), poisson_nll, hinge_embedding
+#                       can be negative
+# log-growth losses: at an infinite input the float64 reference at ±1e300 (ref_with_limits)
+# is finite where the limit is infinite; their ±inf limits are tested in test_edges_math
+LOG_LINK = ("tweedie_deviance", "gamma_deviance", "convex_kl")
+NONNEG_INPUTS = ("generalized_kl",)
 
 
 def pred_values(name, dt, with_specials=True):
@@ -95,6 +102,15 @@ def pred_values(name, dt, with_specials=True):
     elif name == "poisson_nll":
         base = st.floats(-30, 30, width=32 if dt == np.float32 else 64)
         extra = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-30]
+    elif name in LOG_LINK:
+        base = st.floats(-30, 30, width=32 if dt == np.float32 else 64)
+        extra = [np.nan, -0.0, 0.0, 1e-30, 1.0, -1.0]
+    elif name in NONNEG_INPUTS:
+        base = st.floats(0.0, 1e3, width=32 if dt == np.float32 else 64)
+        extra = [np.nan, -0.0, 0.0, 1.0, 1e-30, 2.0 if dt == np.float32 else 5e-324]
+    elif name == "mean_squared_log_error":
+        base = st.floats(-1e3, 1e3, width=32 if dt == np.float32 else 64)
+        extra = [s for s in sp if not np.isinf(s)] + [1e-7, 1.5e-7]
     else:
         base = st.floats(-1e3, 1e3, width=32 if dt == np.float32 else 64)
         extra = sp
@@ -112,9 +128,15 @@ def target_values(name, dt, with_specials=True):
     if name in UNIT_TARGET or name == "binary_cross_entropy":
         base = st.floats(0.0, 1.0, width=w)
         extra = [0.0, 1.0, -0.0, 0.5, np.nan]
-    elif name == "poisson_nll":
+    elif name in ("poisson_nll",) + LOG_LINK:
         base = st.one_of(st.integers(0, 20).map(float), st.floats(0.0, 20.0, width=w))
         extra = [0.0, 1.0, np.nan]
+    elif name in NONNEG_INPUTS:
+        base = st.floats(0.0, 1e3, width=w)
+        extra = [0.0, -0.0, 1.0, np.nan, 1e-30]
+    elif name == "mean_squared_log_error":
+        base = st.floats(-1e3, 1e3, width=w)
+        extra = [s for s in specials(dt) if not np.isinf(s)]
     else:
         base = st.floats(-1e3, 1e3, width=w)
         extra = specials(dt)
@@ -147,6 +169,17 @@ def params_strategy(name):
     if name == "poisson_nll":
         return st.fixed_dictionaries({"log_input": st.booleans(), "full": st.booleans(),
                                       "eps": st.sampled_from([1e-8, 0.0, 0.1])})
+    if name == "tweedie_deviance":
+        return st.fixed_dictionaries({"power": st.sampled_from([1.5, 1.25, 1.75])})
+    if name == "mean_absolute_percentage_error":
+        return st.fixed_dictionaries({"eps": st.sampled_from([1e-7, 1e-3, 1.0])})
+    if name == "mean_squared_log_error":
+        return st.fixed_dictionaries({"eps": st.sampled_from([1e-7, 0.0, 0.5])})
+    if name == "hinge_embedding":
+        return st.fixed_dictionaries({"margin": st.sampled_from([1.0, 0.8, 0.0, -0.5, 3.0])})
+    if name == "poly1_cross_entropy":
+        # epsilon >= -1 keeps the loss non-negative (-log p_t >= 1 - p_t)
+        return st.fixed_dictionaries({"epsilon": st.sampled_from([2.0, 0.0, 1.0, -0.5, 5.0])})
     return st.just({})
 
 
@@ -241,7 +274,72 @@ def ref_elementwise(name, x, y, **p):
                 stir = xlogy(y, y) - y + 0.5 * np.log(2 * np.pi * np.where(y > 1, y, 1.0))
                 v = v + np.where(y > 1, stir, 0.0)
             return v, g, h
+        if name in ("tweedie_deviance", "gamma_deviance", "generalized_kl", "convex_kl"):
+            return _divergence(name, x, y, p)
+        if name == "mean_absolute_percentage_error":
+            m = np.maximum(np.abs(y), p.get("eps", 1e-7))
+            return 100 * ad / m, 100 * _sign0(d) / m, 0.0 * _nanof(d)
+        if name == "mean_squared_log_error":
+            eps = p.get("eps", 1e-7)
+            live = x >= eps
+            dl = np.log1p(np.maximum(x, eps)) - np.log1p(np.maximum(y, eps))
+            dl = dl + _nanof(x) + _nanof(y)       # (np.maximum propagates NaN already)
+            xp1 = 1 + np.maximum(x, eps)
+            return (dl * dl, np.where(live, 2 * dl / xp1, 0.0) + 0 * _nanof(dl),
+                    np.where(live, 2 * (1 - dl) / xp1 ** 2, 0.0) + 0 * _nanof(dl))
+        if name == "hinge_embedding":
+            m = p.get("margin", 1.0)
+            z = m - x
+            ny = _nanof(y) + _nanof(z)
+            v = np.where(y == 1, x, np.where(z > 0, z, 0.0)) + ny
+            g = np.where(y == 1, 1.0, np.where(z > 0, -1.0, 0.0)) + ny
+            return v, g, 0.0 * ny
+        if name == "poly1_cross_entropy":
+            e = p.get("epsilon", 2.0)
+            sp, sm = expit(x), expit(-x)
+            ce = -(_xl(y, log_expit(x)) + _xl(1 - y, log_expit(-x)))
+            u = sp * (1 - y) + sm * y              # 1 - p_t
+            v = ce + e * u
+            g = (sp - y) + e * sp * sm * (1 - 2 * y)
+            h = sp * sm * (1 + e * (sm - sp) * (1 - 2 * y))
+            return v, g, h
     raise KeyError(name)
+
+
+def _divergence(name, x, y, p):
+    """Log-link deviances and KL divergences in extended precision (np.longdouble): their
+    closed forms are differences of nearly equal terms near the minimum."""
+    X = np.where(x == 0, 0.0, x).astype(np.longdouble)     # (-0.0 as 0)
+    Y = np.where(y == 0, 0.0, y).astype(np.longdouble)
+    bad = np.isnan(x) | np.isnan(y) | (y < 0)
+    if name == "tweedie_deviance":
+        pw = np.longdouble(p.get("power", 1.5))
+        a, b = 2 - pw, 1 - pw
+        ea, eb = np.exp(a * X), np.exp(b * X)
+        yeb = np.where(Y == 0, 0, Y * eb)
+        v = ea / a - yeb / b + np.where(Y == 0, 0, Y ** a) / (a * b)
+        g, h = ea - yeb, a * ea - b * yeb
+    elif name == "gamma_deviance":
+        ye = np.where(Y == 0, 0, Y * np.exp(-X))
+        v = ye - np.log(Y) + X - 1
+        v = np.where(Y == 0, np.inf, v)
+        g, h = 1 - ye, ye
+    elif name == "generalized_kl":
+        bad = bad | (x < 0)
+        tl = np.where(Y == 0, 0, Y * np.log(Y / X))
+        v = tl - Y + X
+        r = np.where(Y == 0, 0, Y / X)
+        g, h = 1 - r, np.where(Y == 0, 0, r / X)
+    else:   # convex_kl
+        tl = np.where(Y == 0, 0, Y * (np.log(Y) - X))
+        ex = np.exp(X)
+        v = tl + ex - Y
+        g, h = ex - Y, ex
+    out = []
+    for r in (v, g, h):
+        r = np.asarray(r, np.float64)
+        out.append(np.where(bad, np.nan, r))
+    return out
 
 
 def _nanof(a):
@@ -402,9 +500,10 @@ def ref_rowwise(name, args, p):
             d = s - sy + m
             mask = np.arange(s.shape[-1]) == k[..., None]
             d = np.where(mask, -np.inf, d)
+            e = p.get("p", 1)
             if p.get("kind", "weston_watkins") == "crammer_singer":
-                return np.maximum(0, np.max(d, axis=-1))
-            return np.sum(np.where(mask, 0.0, np.maximum(d, 0)), axis=-1)
+                return np.maximum(0, np.max(d, axis=-1)) ** e
+            return np.sum(np.where(mask, 0.0, np.maximum(d, 0) ** e), axis=-1)
         if name == "cosine_embedding":
             a, b, y = args
             m, eps = p.get("margin", 0.0), p.get("eps", 1e-12)
@@ -430,6 +529,28 @@ def ref_rowwise(name, args, p):
                 return np.zeros(len(pr))
             diff = d[:, :, None] - d[:, None, :]
             return np.sum(diff ** 2, axis=(1, 2)) / 2 / (n * (n - 1) / 2)
+        if name == "nll_loss":   # PyTorch: −lp_k; a NaN anywhere in the row: NaN
+            lp, k = args
+            picked = np.take_along_axis(lp, k[..., None], -1)[..., 0]
+            return -picked + np.sum(_nanof(lp), axis=-1)
+        if name == "categorical_hinge":   # Keras: max(0, max((1 − t) p) − Σ t p + 1)
+            pr, t = args
+            return np.maximum(0.0, np.max((1 - t) * pr, -1) - np.sum(t * pr, -1) + 1)
+        if name == "poly1_softmax_cross_entropy":   # optax: CE + ε Σ y (1 − softmax)
+            x, y = args
+            ls = log_softmax(x)
+            return (-np.sum(_xl(y, ls), axis=-1)
+                    + p.get("epsilon", 2.0) * np.sum(y * (1 - np.exp(ls)), axis=-1))
+        if name == "multilabel_soft_margin":   # PyTorch
+            x, y = args
+            w = p.get("class_weight")
+            w = np.ones(x.shape[-1]) if w is None else np.asarray(w, np.float64)
+            return -np.mean(w * (y * log_expit(x) + (1 - y) * log_expit(-x)), axis=-1)
+        if name == "categorical_focal_cross_entropy":   # −α (1 − p_k)^γ log p_k
+            x, k = args
+            lp = np.take_along_axis(log_softmax(x), k[..., None], -1)[..., 0]
+            q = -np.expm1(lp)
+            return -p.get("alpha", 0.25) * q ** p.get("gamma", 2.0) * lp
     raise KeyError(name)
 
 

@@ -274,3 +274,48 @@ def test_read_only_install_caches_in_user_dir(tmp_path):
     finally:
         for root, dirs, files in os.walk(tmp_path):
             os.chmod(root, 0o755)
+
+
+def test_small_calls_repeat_the_checked_result_from_their_plan():
+    # a small call's second run takes the planned path (fastloss._elementwise.small_call):
+    # same bits as the checked path, and anything that changes the metadata is re-checked
+    from fastloss import _elementwise as E
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(37)
+    y = (rng.random(37) < 0.5).astype(np.float64)
+    vg = fastloss.value_and_grad(fastloss.sigmoid_binary_cross_entropy)
+    E._PLANS.clear()
+    v1, g1 = vg(x, y)
+    assert len(E._PLANS) == 1
+    v2, g2 = vg(x, y)
+    assert v1 == v2 and np.array_equal(g1, g2) and g1 is not g2
+    ref = ref_loss("sigmoid_binary_cross_entropy", x, y).mean()
+    assert abs(v2 - ref) < 1e-14
+    # the plan's values are checked by the kernel: a label outside [0, 1] still raises
+    bad = y.copy()
+    bad[5] = 2.0
+    with pytest.raises(ValueError, match="sigmoid_binary_cross_entropy: target"):
+        vg(x, bad)
+    # NaN in, NaN out; other dtypes, shapes, parameters and reductions get their own plan
+    xn = x.copy()
+    xn[0] = np.nan
+    vn, gn = vg(xn, y)
+    assert np.isnan(vn) and np.isnan(gn[0]) and np.isfinite(gn[1:]).all()
+    v32, g32 = vg(x.astype(np.float32), y.astype(np.float32))
+    assert v32.dtype == np.float32 and g32.dtype == np.float32 and abs(v32 - v1) < 1e-6
+    for _ in range(2):
+        assert fastloss.sigmoid_binary_cross_entropy(x, y, pos_weight=2.0) == pytest.approx(
+            ref_loss("sigmoid_binary_cross_entropy", x, y, pos_weight=2.0).mean(), rel=1e-14)
+        s = fastloss.sigmoid_binary_cross_entropy(x, y, reduction="sum")
+        assert s == pytest.approx(37 * ref, rel=1e-14)
+        x2, y2 = x[:36].reshape(6, 6), y[:36].reshape(6, 6)
+        _, g2d = vg(x2, y2)
+        assert g2d.shape == (6, 6)
+        _, gt = vg(x2.T, y2.T)     # not contiguous: the checked path
+        assert np.array_equal(gt, g2d.T)
+        (gtup,) = fastloss.grad(fastloss.sigmoid_binary_cross_entropy, (0,))(x, y)
+        assert np.array_equal(gtup, g1)
+        gh, h = fastloss.grad_and_hessian(fastloss.sigmoid_binary_cross_entropy)(x, y)
+        assert np.array_equal(gh, g1) and h.shape == x.shape
+    assert all(k[0] == "sigmoid_binary_cross_entropy" for k in E._PLANS)

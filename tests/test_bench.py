@@ -32,6 +32,44 @@ def test_calls_per_sample_reaches_the_minimum_sample_time():
     assert bench._calls_per_sample(f, 0.0001) == 1
 
 
+def test_quick_cases_are_interleaved_round_by_round(monkeypatch):
+    # --quick: round r of every case runs before round r + 1 of any, so each case's
+    # median spans the whole run; a case with a background load is timed on its own
+    from fastloss._bench import Case
+
+    calls = []
+
+    def case(name, load=None):
+        def make(dtype):
+            return (np.zeros(4, dtype),), {}
+        return Case(loss=name, label="x", make=make, nbytes=lambda a: 16, load=load,
+                    peers={"numpy": lambda a, k, n=name: (lambda: calls.append(n + ":np"))})
+
+    class VG:   # stands in for value_and_grad(LOSSES[name].func)
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, *a, **k):
+            calls.append(self.name)
+
+    monkeypatch.setattr("fastloss.value_and_grad", lambda f, argnums=0: VG(f))
+    monkeypatch.setattr("fastloss.LOSSES", {n: type("I", (), {"func": n})()
+                                            for n in ("a", "b", "c")})
+    monkeypatch.setattr(bench, "_calls_per_sample", lambda f, s: 1)
+    loads = []
+    c = case("c", load=lambda: loads.append(len(calls)) or (lambda: loads.append(len(calls))))
+    rows = bench._interleaved([case("a"), case("b"), c], lambda: None, 4, 3, 0.0,
+                              ["numpy"], io.StringIO())
+    assert [r["loss"] for r in rows] == ["a", "b", "c"]
+    assert all(len(r["samples_ms"]["fastloss"]) == 3 for r in rows)
+    a_b = [x for x in calls if x in ("a", "b")][4:]   # after the first and warm-up calls
+    assert a_b == ["a", "b"] * 3
+    # c ran after a and b, entirely inside its load
+    assert loads[0] >= max(i for i, x in enumerate(calls) if x in ("a", "b"))
+    assert all(loads[0] <= i < loads[1] for i, x in enumerate(calls) if x == "c"
+               and i >= loads[0])
+
+
 def test_share_above_100_is_flagged():
     assert bench._pct(99.6) == "100" and bench._pct(100.4) == "100!"
     assert bench._pct(482) == "482!" and bench._pct(None) == "—"

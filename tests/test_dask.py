@@ -79,6 +79,11 @@ def test_rowwise_needs_class_axis_in_one_chunk():
         fd.loss(f, Z, k)
     ref = f(z, k)
     assert _rel(fd.loss(f, Z, k, rechunk=True).compute(), ref) < 1e-13
+    # one block: the in-memory call's own totals, bit for bit (ignored rows, class weights)
+    cw = rng.uniform(0.5, 2.0, 10)
+    one = fd.loss(f, Z.rechunk(-1), k, class_weight=cw)
+    assert one.compute() == f(z, k, class_weight=cw)
+    assert fd.loss(f, Z.rechunk(-1), k, reduction="sum").compute() == f(z, k, reduction="sum")
     v, g = fd.value_and_grad(f)(Z.rechunk({1: -1}), da.from_array(k, chunks=1000))
     v2, g2 = fastloss.value_and_grad(f)(z, k)
     assert _rel(v.compute(), v2) < 1e-13
@@ -97,6 +102,8 @@ def test_ctc_over_batches():
     for red in ("mean", "sum"):
         v = fd.ctc_loss(L, labels, il, ll, reduction=red).compute()
         assert _rel(v, fastloss.ctc_loss(logits, labels, il, ll, reduction=red)) < 1e-12
+        one = fd.ctc_loss(L.rechunk(-1), labels, il, ll, reduction=red).compute()
+        assert one == fastloss.ctc_loss(logits, labels, il, ll, reduction=red)   # same bits
     _, g = fd.value_and_grad(fastloss.ctc_loss)(L, labels, il, ll)
     _, g2 = fastloss.value_and_grad(fastloss.ctc_loss)(logits, labels, il, ll)
     np.testing.assert_allclose(g.compute(), g2, rtol=1e-10, atol=1e-14)

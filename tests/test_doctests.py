@@ -156,6 +156,17 @@ def _row_refs():
             0, np.linalg.norm(a - p + 1e-6, axis=-1) - np.linalg.norm(a - n + 1e-6, axis=-1)
             + 1).mean(),
         "mean_pairwise_squared_error": mpse,
+        "nll_loss": lambda lp, k: -lp[np.arange(len(k)), k].mean(),
+        "categorical_hinge": lambda p, t: np.maximum(
+            0, ((1 - t) * p).max(-1) - (t * p).sum(-1) + 1).mean(),
+        "poly1_softmax_cross_entropy": lambda x, y: (
+            -(y * log_softmax(x, -1)).sum(-1) + 2.0 * (y * (1 - np.exp(log_softmax(x, -1))))
+            .sum(-1)).mean(),
+        "multilabel_soft_margin": lambda x, y: np.mean(
+            -(y * np.log(1 / (1 + np.exp(-x))) + (1 - y) * np.log(1 / (1 + np.exp(x))))),
+        "categorical_focal_cross_entropy": lambda x, k: np.mean(
+            -0.25 * (1 - np.exp(log_softmax(x, -1)[np.arange(len(k)), k])) ** 2
+            * log_softmax(x, -1)[np.arange(len(k)), k]),
     }
 
 

@@ -269,7 +269,75 @@ EW_LIMITS = [
     # x + eps = 0 (log_input=False, eps=0): y = 0 gives x - 0·log x -> 0, gradient 1 - y/x = 1
     ("poisson_nll", {"log_input": False, "eps": 0.0}, 0.0, 0.0, 0, 1, 0),
     ("poisson_nll", {"log_input": False, "eps": 0.0}, 0.0, 2.0, INF, -INF, INF),
+    # power 1.3: (2 - p) + (p - 1) = 1 is the Hessian at mu = y = 1
+    ("tweedie_deviance", P["tweedie_deviance"], INF, 2.0, INF, INF, INF),
+    ("tweedie_deviance", P["tweedie_deviance"], -INF, 2.0, INF, -INF, INF),
+    ("tweedie_deviance", P["tweedie_deviance"], -INF, 0.0, 0, 0, 0),
+    ("tweedie_deviance", P["tweedie_deviance"], INF, 0.0, INF, INF, INF),
+    ("tweedie_deviance", P["tweedie_deviance"], 0.5, INF, INF, -INF, INF),
+    ("tweedie_deviance", P["tweedie_deviance"], INF, INF, NAN, NAN, NAN),
+    ("tweedie_deviance", P["tweedie_deviance"], 0.0, 1.0, 0, 0, 1),
+    ("tweedie_deviance", P["tweedie_deviance"], 0.5, -1.0, NAN, NAN, NAN),
+    ("gamma_deviance", {}, INF, 2.0, INF, 1, 0),
+    ("gamma_deviance", {}, -INF, 2.0, INF, -INF, INF),
+    ("gamma_deviance", {}, 0.5, 0.0, INF, 1, 0),
+    ("gamma_deviance", {}, -INF, 0.0, INF, 1, 0),          # y = 0: the gradient is 1
+    ("gamma_deviance", {}, 0.5, INF, INF, -INF, INF),
+    ("gamma_deviance", {}, 0.0, 1.0, 0, 0, 1),
+    ("gamma_deviance", {}, 0.5, -1.0, NAN, NAN, NAN),
+    # eps = 1e-3
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], INF, 0.5, INF, 200, 0),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], -INF, 0.5, INF, -200,
+     0),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], 0.5, INF, 100, 0, 0),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], 0.5, -INF, 100, 0, 0),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], INF, -INF, 200, 0, 0),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], -INF, INF, 200, 0, 0),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], INF, INF, NAN, NAN,
+     NAN),
+    ("mean_absolute_percentage_error", P["mean_absolute_percentage_error"], 0.3, 0.0, 3e4, 1e5,
+     0),
+    ("mean_absolute_percentage_error", {}, 0.5, 0.5, 0, 0, 0),
+    ("mean_squared_log_error", P["mean_squared_log_error"], INF, 0.5, INF, 0, 0),
+    ("mean_squared_log_error", P["mean_squared_log_error"], -INF, 0.5,
+     (math.log1p(1e-7) - math.log1p(0.5)) ** 2, 0, 0),
+    ("mean_squared_log_error", P["mean_squared_log_error"], 0.5, INF, INF, -INF, INF),
+    ("mean_squared_log_error", P["mean_squared_log_error"], INF, INF, NAN, NAN, NAN),
+    ("mean_squared_log_error", {"eps": 0.0}, -1.0, 3.0, math.log(4.0) ** 2, 0, 0),
+    ("hinge_embedding", P["hinge_embedding"], INF, 1.0, INF, 1, 0),
+    ("hinge_embedding", P["hinge_embedding"], -INF, 1.0, -INF, 1, 0),
+    ("hinge_embedding", P["hinge_embedding"], INF, -1.0, 0, 0, 0),
+    ("hinge_embedding", P["hinge_embedding"], -INF, -1.0, INF, -1, 0),
+    ("hinge_embedding", P["hinge_embedding"], 0.8, -1.0, 0, 0, 0),       # at the margin
+    ("hinge_embedding", {}, 0.5, INF, "raise"),
+    # epsilon 1.5; soft label 0.25 at +inf: p - y = 0.75, the polynomial term's slope 0
+    ("poly1_cross_entropy", P["poly1_cross_entropy"], INF, 1.0, 0, 0, 0),
+    ("poly1_cross_entropy", P["poly1_cross_entropy"], -INF, 0.0, 0, 0, 0),
+    ("poly1_cross_entropy", P["poly1_cross_entropy"], INF, 0.0, INF, 1, 0),
+    ("poly1_cross_entropy", P["poly1_cross_entropy"], -INF, 1.0, INF, -1, 0),
+    ("poly1_cross_entropy", P["poly1_cross_entropy"], INF, 0.25, INF, 0.75, 0),
+    ("poly1_cross_entropy", {}, 0.5, -INF, "raise"),
+    ("generalized_kl", {}, INF, 2.0, INF, 1, 0),
+    ("generalized_kl", {}, 0.0, 2.0, INF, -INF, INF),
+    ("generalized_kl", {}, 0.0, 0.0, 0, 1, 0),
+    ("generalized_kl", {}, 0.5, 0.0, 0.5, 1, 0),
+    ("generalized_kl", {}, 0.5, INF, INF, -INF, INF),
+    ("generalized_kl", {}, INF, INF, NAN, NAN, NAN),
+    ("generalized_kl", {}, -INF, 1.0, NAN, NAN, NAN),
+    ("generalized_kl", {}, -0.5, 1.0, NAN, NAN, NAN),
+    ("generalized_kl", {}, 0.5, -1.0, NAN, NAN, NAN),
+    ("generalized_kl", {}, 2.0, 2.0, 0, 0, 0.5),
+    ("convex_kl", {}, INF, 2.0, INF, INF, INF),
+    ("convex_kl", {}, -INF, 2.0, INF, -2, 0),
+    ("convex_kl", {}, -INF, 0.0, 0, 0, 0),
+    ("convex_kl", {}, 0.5, INF, INF, -INF, math.exp(0.5)),
+    ("convex_kl", {}, 0.5, 0.0, math.exp(0.5), math.exp(0.5), math.exp(0.5)),
+    ("convex_kl", {}, INF, INF, NAN, NAN, INF),          # the Hessian e^x: no target
+    ("convex_kl", {}, 0.5, -1.0, NAN, NAN, NAN),
+    ("convex_kl", {}, 0.0, 1.0, 0, 0, 1),
 ]
+PM1_LOSSES = ("hinge", "squared_hinge", "logistic", "hinge_embedding")
+POS_TARGET = ("poisson_nll", "gamma_deviance")     # the ordinary elements' targets: 1, 2
 
 
 def _ids(cases):
@@ -289,8 +357,8 @@ def test_elementwise_limits(case, dt):
     name, p, x0, y0 = case[:4]
     # the edge case next to two ordinary elements (so a NaN cannot hide in a reduction)
     x = np.array([x0, 0.3, 0.4], dt)
-    y = np.array([y0, 1.0, 0.0], dt) if name != "poisson_nll" else np.array([y0, 1.0, 2.0], dt)
-    if name in ("hinge", "squared_hinge", "logistic"):
+    y = np.array([y0, 1.0, 0.0], dt) if name not in POS_TARGET else np.array([y0, 1.0, 2.0], dt)
+    if name in PM1_LOSSES:
         y[1:] = [1.0, -1.0]
     if case[4] == "raise":
         with pytest.raises(ValueError, match=name):
@@ -322,10 +390,10 @@ def test_elementwise_nan_in_nan_out(name, dt):
     p = PARAMS.get(name, {})
     x = np.array([NAN, 0.4, 0.3, 0.6], dt)
     y = np.array([0.0, NAN, 1.0, 0.0], dt)
-    if name in ("hinge", "squared_hinge", "logistic"):
+    if name in PM1_LOSSES:
         y[[0, 2, 3]] = [1.0, -1.0, 1.0]
-    if name == "poisson_nll":
-        y[[0, 2, 3]] = [2.0, 3.0, 0.0]
+    if name in POS_TARGET:
+        y[[0, 2, 3]] = [2.0, 3.0, 0.0 if name == "poisson_nll" else 1.0]
     for v in (ew_value(name, x, y, **p), ew_all(name, x, y, **p)[0]):
         assert np.isnan(v[:2]).all() and np.isfinite(v[2:]).all()
     _, g, h = ew_all(name, x, y, **p)
@@ -338,7 +406,8 @@ def test_elementwise_nan_in_nan_out(name, dt):
 
 
 # ---------------------------------------------- 5. non-negative losses stay non-negative
-NONNEG = [n for n in sorted(ELEMENTWISE) if n != "poisson_nll"]
+NONNEG = [n for n in sorted(ELEMENTWISE) if n not in ("poisson_nll", "hinge_embedding")]
+NONNEG_TARGET = ("tweedie_deviance", "gamma_deviance", "generalized_kl", "convex_kl")
 
 
 def _extreme_values(dt, rng, n):
@@ -356,9 +425,13 @@ def test_elementwise_never_negative(name, dt):
     rng = np.random.default_rng(3)
     n = 400
     x, pool = _extreme_values(dt, rng, n)
-    if name in ("hinge", "squared_hinge", "logistic"):
+    if name in PM1_LOSSES:
         y = rng.choice([-1.0, 1.0], n).astype(dt)
-    elif name in ("sigmoid_binary_cross_entropy", "sigmoid_focal"):
+    elif name in NONNEG_TARGET:
+        y = np.abs(rng.choice(pool, n)).astype(dt)
+        if name == "generalized_kl":
+            x = np.abs(x)
+    elif name in ("sigmoid_binary_cross_entropy", "sigmoid_focal", "poly1_cross_entropy"):
         y = rng.choice([0.0, 1.0, 0.25, 0.999], n).astype(dt)
     elif name == "binary_cross_entropy":
         x = rng.choice([0.0, 1.0, 1e-30, 1 - 1e-7, 0.5, 1e-8], n).astype(dt)

@@ -9,7 +9,7 @@ from reference import PARAMS, PM1, make_inputs, ref_loss
 
 NAMES = sorted(ELEMENTWISE)
 LOGIT_LOSSES = ("sigmoid_binary_cross_entropy", "sigmoid_focal", "logistic", "hinge",
-                "squared_hinge")
+                "squared_hinge", "poly1_cross_entropy")
 
 
 def fn(name):

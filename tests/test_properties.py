@@ -281,7 +281,8 @@ def _bad_param_values(rule):
     if rule == "bool":
         return common + [2, 0, 1.0, "yes"]
     return common + [float("nan"), float("inf"), -float("inf"), np.True_, True] + {
-        ">0": [0.0, -1.0], ">=0": [-1e-9], "open01": [0.0, 1.0, 1.5], "closed01": [-0.1, 1.1],
+        ">0": [0.0, -1.0], ">=0": [-1e-9], "open01": [0.0, 1.0, 1.5],
+        "open12": [1.0, 2.0, 0.5], "closed01": [-0.1, 1.1],
         "eps": [-1e-3, 0.5], "any": []}[rule]
 
 
@@ -487,6 +488,7 @@ def row_case(draw, name, dtypes=(F64, F32), nan=False, max_batch=3):
     elif name == "multiclass_hinge":
         p["margin"] = draw(st.sampled_from([1.0, 0.5, 0.0]))
         p["kind"] = draw(st.sampled_from(["weston_watkins", "crammer_singer"]))
+        p["p"] = draw(st.sampled_from([1, 2]))
         lab = draw(hnp.arrays(np.int64, batch, elements=st.integers(0, D - 1)))
         args = [arr(), lab]
     elif name == "cosine_embedding":
@@ -503,6 +505,19 @@ def row_case(draw, name, dtypes=(F64, F32), nan=False, max_batch=3):
         extra = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
         shape = batch[:1] + extra
         args = [arr(shape), arr(shape)]
+    elif name in ("nll_loss", "categorical_focal_cross_entropy"):
+        if name == "categorical_focal_cross_entropy":
+            p["alpha"] = draw(st.sampled_from([0.25, 1.0]))
+            p["gamma"] = draw(st.sampled_from([2.0, 0.0, 0.5]))
+        lab = draw(hnp.arrays(np.int64, batch, elements=st.integers(0, D - 1)))
+        args = [arr(), lab]
+    elif name in ("categorical_hinge", "poly1_softmax_cross_entropy"):
+        if name == "poly1_softmax_cross_entropy":
+            p["epsilon"] = draw(st.sampled_from([2.0, 0.5]))
+        args = [arr(), _probs(draw, shape, dt)]
+    elif name == "multilabel_soft_margin":
+        args = [arr(), draw(hnp.arrays(F64, shape, elements=st.sampled_from(
+            [0.0, 1.0, 0.5]))).astype(dt)]
     else:
         raise KeyError(name)
     return dt, args, p, lab, batch
@@ -581,7 +596,9 @@ def test_rowwise_matches_reference(name, data):
                                    err_msg=f"{name} {p} {dt}")
     if name in ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
                 "kl_divergence", "softmax_kl_divergence", "multiclass_hinge",
-                "cosine_embedding", "triplet_margin", "mean_pairwise_squared_error"):
+                "cosine_embedding", "triplet_margin", "mean_pairwise_squared_error",
+                "categorical_hinge", "poly1_softmax_cross_entropy", "multilabel_soft_margin",
+                "categorical_focal_cross_entropy"):
         assert not np.any(v < 0), f"{name}: negative loss {v}"
     g = g if isinstance(g, tuple) else (g,)
     nums = _diff_argnums(name)
@@ -598,7 +615,8 @@ def test_rowwise_matches_reference(name, data):
 # (loss, input) pairs the loss is linear in: the gradient there does not depend on the
 # input's own value, so a NaN in it need not reach that gradient entry
 LINEAR_IN = {("cosine_distance", "pred"), ("cosine_distance", "target"),
-             ("kl_divergence", "log_probs"), ("softmax_cross_entropy", "labels")}
+             ("kl_divergence", "log_probs"), ("softmax_cross_entropy", "labels"),
+             ("nll_loss", "log_probs"), ("poly1_softmax_cross_entropy", "labels")}
 
 
 @pytest.mark.parametrize("name", ROW)

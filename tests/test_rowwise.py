@@ -6,7 +6,7 @@ each loss compiles few kernel variants (the suite stays fast on a cold Numba cac
 """
 import numpy as np
 import pytest
-from scipy.special import log_softmax, logsumexp, xlogy
+from scipy.special import log_expit, log_softmax, logsumexp, xlogy
 
 import fastloss as fl
 from fastloss import _rowwise
@@ -53,12 +53,13 @@ def ref_kl(lp, t, log_target=False):
     return np.sum(np.where(t == 0, 0.0, xlogy(t, t) - t * lp), axis=-1)
 
 
-def ref_mh(s, k, margin=1.0, kind="weston_watkins"):
+def ref_mh(s, k, margin=1.0, kind="weston_watkins", p=1):
     out = []
     for i, ki in enumerate(k):
         d = s[i] - s[i, ki] + margin
         d = np.delete(d, ki)
-        out.append(np.sum(np.maximum(d, 0)) if kind == "weston_watkins" else max(0, d.max()))
+        out.append(np.sum(np.maximum(d, 0) ** p) if kind == "weston_watkins"
+                   else max(0, d.max()) ** p)
     return np.array(out)
 
 
@@ -86,6 +87,60 @@ def ref_mpse(p, t):
     return np.array(out)
 
 
+def ref_nll(lp, k, cw=None, ignore=-100):
+    """PyTorch nll_loss per row: −w_k·lp_k, and the row's weight in 'mean' (0 if ignored)."""
+    cw = np.ones(lp.shape[-1]) if cw is None else cw
+    keep = k != ignore
+    kk = np.where(keep, k, 0)
+    w = np.where(keep, cw[kk], 0.0)
+    return np.where(keep, -w * lp[np.arange(len(k)), kk], 0.0), w
+
+
+def ref_chinge(p, t):
+    """Keras categorical_hinge: max(0, max((1 − t)·p) − Σ t·p + 1)."""
+    pos = np.sum(t * p, -1)
+    neg = np.max((1 - t) * p, -1)
+    return np.maximum(0.0, neg - pos + 1.0)
+
+
+def ref_poly(x, y, eps=2.0):
+    """optax poly_loss_cross_entropy: CE + ε·Σ y·(1 − softmax(x))."""
+    ls = log_softmax(x, axis=-1)
+    return -np.sum(y * ls, -1) + eps * np.sum(y * (1 - np.exp(ls)), -1)
+
+
+def ref_mlsm(x, y, w=None):
+    """PyTorch multilabel_soft_margin_loss per row: −mean_c w_c (y log σ(x) + (1−y) log σ(−x))."""
+    w = np.ones(x.shape[-1]) if w is None else w
+    return -np.mean(w * (y * log_expit(x) + (1 - y) * log_expit(-x)), -1)
+
+
+def ref_cfoc(x, k, alpha=0.25, gamma=2.0):
+    """−α (1 − p_k)^γ log p_k, p = softmax(x) (Keras' formula without its clipping), from
+    r = Σ_{j≠k} exp(x_j − x_k): log p_k = −log1p(r), 1 − p_k = r / (1 + r) (accurate as
+    p_k → 1; finite logits)."""
+    xk = x[np.arange(len(k)), k][:, None]
+    r = np.sum(np.where(np.arange(x.shape[-1]) == k[:, None], 0.0, np.exp(x - xk)), -1)
+    lp = -np.log1p(r)
+    return -alpha * (r / (1 + r)) ** gamma * lp
+
+
+def keras_cfoc(y_true, logits, alpha=0.25, gamma=2.0, eps=1e-7):
+    """A transcription of Keras 3 ``categorical_focal_crossentropy(from_logits=True)``."""
+    y_pred = np.exp(log_softmax(logits, axis=-1))
+    output = y_pred / np.sum(y_pred, axis=-1, keepdims=True)
+    output = np.clip(output, eps, 1.0 - eps)
+    cce = -y_true * np.log(output)
+    return np.sum(alpha * np.power(1.0 - output, gamma) * cce, axis=-1)
+
+
+def keras_chinge(y_true, y_pred):
+    """A transcription of Keras 3 ``categorical_hinge``."""
+    pos = np.sum(y_true * y_pred, axis=-1)
+    neg = np.max((1.0 - y_true) * y_pred, axis=-1)
+    return np.maximum(neg - pos + 1.0, 0.0)
+
+
 def probs(shape, rng=RNG):
     p = rng.random(shape) + 0.05
     return p / p.sum(-1, keepdims=True)
@@ -99,6 +154,9 @@ def make_cases():
     lp = log_softmax(RNG.normal(size=(N, C)), -1)
     a, b, c = (RNG.normal(size=(N, C)) for _ in range(3))
     pm = np.array([1, -1, 1, -1])
+    ml = (RNG.random((N, C)) < 0.5).astype(float)
+    ml[0, :2] = [0.3, 0.8]            # soft targets in [0, 1] too
+    cw = RNG.random(C) + 0.2
     return [
         ("sce", fl.softmax_cross_entropy, (x, y), {"label_smoothing": 0.1},
          lambda: ref_sce(x, y, 0.1)),
@@ -112,6 +170,10 @@ def make_cases():
         ("mh", fl.multiclass_hinge, (x, k), {"margin": 1.5}, lambda: ref_mh(x, k, 1.5)),
         ("mhcs", fl.multiclass_hinge, (x, k), {"kind": "crammer_singer"},
          lambda: ref_mh(x, k, 1.0, "crammer_singer")),
+        ("mh2", fl.multiclass_hinge, (x, k), {"margin": 1.5, "p": 2},
+         lambda: ref_mh(x, k, 1.5, p=2)),
+        ("mhcs2", fl.multiclass_hinge, (x, k), {"kind": "crammer_singer", "p": 2},
+         lambda: ref_mh(x, k, 1.0, "crammer_singer", 2)),
         ("cemb", fl.cosine_embedding, (a, b, pm), {"margin": -0.2},
          lambda: ref_cemb(a, b, pm, -0.2)),
         ("cdist", fl.cosine_distance, (a, b), {}, lambda: 1 - np.sum(a * b, -1)),
@@ -121,6 +183,14 @@ def make_cases():
          lambda: ref_trip(a, b, c, 2.0, True)),
         ("mpse", fl.mean_pairwise_squared_error, (a.reshape(N, 2, 3), b.reshape(N, 2, 3)), {},
          lambda: ref_mpse(a, b)),
+        ("nll", fl.nll_loss, (lp, k), {}, lambda: ref_nll(lp, k)[0]),
+        ("chinge", fl.categorical_hinge, (a, y), {}, lambda: ref_chinge(a, y)),
+        ("poly", fl.poly1_softmax_cross_entropy, (x, y), {"epsilon": 1.5},
+         lambda: ref_poly(x, y, 1.5)),
+        ("mlsm", fl.multilabel_soft_margin, (x, ml), {"class_weight": cw},
+         lambda: ref_mlsm(x, ml, cw)),
+        ("cfoc", fl.categorical_focal_cross_entropy, (x, k), {"alpha": 0.5, "gamma": 1.5},
+         lambda: ref_cfoc(x, k, 0.5, 1.5)),
     ]
 
 
@@ -172,7 +242,8 @@ def test_values_and_gradients(case):
         np.testing.assert_allclose(gi, fi, rtol=1e-5, atol=1e-7)
 
 
-F32_IDS = ("sce", "ice", "skl", "trip", "mpse")  # a few (each float32 variant is a compile)
+# a few (each float32 variant is a compile)
+F32_IDS = ("sce", "ice", "skl", "trip", "mpse", "poly", "mlsm", "cfoc")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[0] in F32_IDS], ids=F32_IDS)
@@ -331,6 +402,12 @@ def test_torch_others(torch):
     F.multi_margin_loss(xt, T(k), margin=0.7, reduction="sum").backward()
     v, g = vg(fl.multiclass_hinge, x, k, margin=0.7, reduction="sum")
     np.testing.assert_allclose(g, xt.grad.numpy() * C, rtol=1e-12, atol=1e-15)
+    xt = T(x, requires_grad=True)
+    lt = F.multi_margin_loss(xt, T(k), p=2, margin=0.7, reduction="sum")
+    lt.backward()
+    v, g = vg(fl.multiclass_hinge, x, k, margin=0.7, p=2, reduction="sum")
+    np.testing.assert_allclose(v, lt.item() * C, rtol=1e-12)
+    np.testing.assert_allclose(g, xt.grad.numpy() * C, rtol=1e-12, atol=1e-15)
     # cosine_embedding_loss
     a, b = RNG.normal(size=(2, 5, C))
     lab = np.array([1, -1, -1, 1, -1])
@@ -350,6 +427,164 @@ def test_torch_others(torch):
     np.testing.assert_allclose(v, lt.item(), rtol=1e-12)
     for gi, ti in zip(gs, ts):
         np.testing.assert_allclose(gi, ti.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_torch_nll_and_multilabel_soft_margin(torch):
+    F = torch.nn.functional
+    T = torch.tensor
+    lp = log_softmax(RNG.normal(size=(6, C)) * 2, -1)
+    k = RNG.integers(0, C, 6)
+    k[[1, 4]] = 2                   # ignore_index a real class
+    cw = RNG.random(C) + 0.5
+    for red in ("mean", "sum", "none"):
+        for kw in ({}, {"class_weight": cw, "ignore_index": 2}):
+            xt = T(lp, requires_grad=True)
+            tk = {"weight": T(cw)} if kw else {}
+            lt = F.nll_loss(xt, T(k), reduction=red, ignore_index=kw.get("ignore_index", -100),
+                            **tk)
+            lt.sum().backward()
+            v, g = vg(fl.nll_loss, lp, k, reduction=red, **kw)
+            np.testing.assert_allclose(v, lt.detach().numpy(), rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-15, atol=0)
+    # class axis 1 of (N, C, L), as PyTorch
+    lp3 = log_softmax(RNG.normal(size=(2, C, 3)), 1)
+    k3 = RNG.integers(0, C, (2, 3))
+    xt = T(lp3, requires_grad=True)
+    lt = F.nll_loss(xt, T(k3), weight=T(cw))
+    lt.backward()
+    v, g = vg(fl.nll_loss, lp3, k3, axis=1, class_weight=cw)
+    np.testing.assert_allclose(v, lt.item(), rtol=1e-13)
+    np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-13, atol=1e-16)
+    # multilabel_soft_margin_loss, soft and hard targets, with and without weight
+    x = RNG.normal(size=(5, C)) * 3
+    y = (RNG.random((5, C)) < 0.4).astype(float)
+    y[2] = RNG.random(C)
+    for red in ("mean", "sum", "none"):
+        for w in (None, cw):
+            xt = T(x, requires_grad=True)
+            lt = F.multilabel_soft_margin_loss(xt, T(y), weight=None if w is None else T(w),
+                                               reduction=red)
+            lt.sum().backward()
+            v, g = vg(fl.multilabel_soft_margin, x, y, class_weight=w, reduction=red)
+            np.testing.assert_allclose(v, lt.detach().numpy(), rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-11, atol=1e-16)
+
+
+# ------------------------------------------------------- nll_loss, hinge, poly, focal, mlsm
+def test_nll_weights_ignore_mean_and_all_ignored():
+    lp = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]]))
+    k = np.array([0, 1, 7])
+    cw = np.array([2.0, 1.0, 3.0])
+    v, g = vg(fl.nll_loss, lp, k, class_weight=cw, ignore_index=7, reduction="none")
+    np.testing.assert_allclose(v, [2 * np.log(2), -np.log(0.6), 0.0], rtol=1e-15)
+    np.testing.assert_array_equal(g, [[-2.0, 0, 0], [0, -1.0, 0], [0, 0, 0]])
+    m, gm = vg(fl.nll_loss, lp, k, class_weight=cw, ignore_index=7)
+    np.testing.assert_allclose(m, (2 * np.log(2) - np.log(0.6)) / 3.0, rtol=1e-15)
+    np.testing.assert_allclose(gm, g / 3.0, rtol=1e-15)
+    r, den = ref_nll(lp, k, cw, 7)
+    np.testing.assert_allclose(m, r.sum() / den.sum(), rtol=1e-15)
+    v, g = vg(fl.nll_loss, lp[:1], np.array([-100]))
+    assert np.isnan(v) and np.all(g == 0)
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\) or "
+                                         r"ignore_index=-100; found 3"):
+        fl.nll_loss(lp, np.array([0, 1, 3]))
+
+
+def test_categorical_hinge_keras_ties_and_kink():
+    p = RNG.normal(size=(5, C))
+    t = np.eye(C)[RNG.integers(0, C, 5)]
+    t[4] = probs((C,))                                      # a soft row
+    v, g = vg(fl.categorical_hinge, p, t, reduction="none")
+    np.testing.assert_allclose(v, keras_chinge(t, p), rtol=1e-13, atol=1e-15)
+    # hand-computed: a tie of the maximum shares its subgradient; the kink gives 0
+    p = np.array([[2.0, 2.0, 0.5], [0.5, 2.0, 1.0], [1.0, 3.0, 0.0]])
+    t = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    v, g = vg(fl.categorical_hinge, p, t, reduction="none")
+    np.testing.assert_allclose(v, [2.5, 0.0, 0.0])          # row 1 at the kink: 1 − 2 + 1
+    np.testing.assert_array_equal(g, [[0.5, 0.5, -1.0], [0, 0, 0], [0, 0, 0]])
+
+
+def test_poly1_one_hot_equals_ce_plus_eps_one_minus_pt():
+    x = RNG.normal(size=(5, C)) * 2
+    k = RNG.integers(0, C, 5)
+    y = np.eye(C)[k]
+    v, (gx, gy) = vg(fl.poly1_softmax_cross_entropy, x, y, epsilon=2.0, reduction="none")
+    ce, gce = vg(fl.softmax_cross_entropy_with_integer_labels, x, k, reduction="none")
+    pk = np.exp(log_softmax(x, -1))[np.arange(5), k]
+    np.testing.assert_allclose(v, ce + 2.0 * (1 - pk), rtol=1e-13)
+    np.testing.assert_allclose(v, ref_poly(x, y), rtol=1e-13)
+    p = np.exp(log_softmax(x, -1))
+    np.testing.assert_allclose(gx, gce - 2.0 * p * (y - pk[:, None]), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gy, -log_softmax(x, -1) + 2.0 * (1 - p), rtol=1e-13)
+    # epsilon = 0 is the cross-entropy
+    v0, _ = vg(fl.poly1_softmax_cross_entropy, x, y, epsilon=0.0, reduction="none")
+    np.testing.assert_allclose(v0, ce, rtol=1e-14)
+
+
+def test_focal_keras_limits_and_accuracy():
+    x = RNG.normal(size=(6, C)) * 2
+    k = RNG.integers(0, C, 6)
+    v, g = vg(fl.categorical_focal_cross_entropy, x, k, reduction="none")
+    np.testing.assert_allclose(v, keras_cfoc(np.eye(C)[k], x), rtol=1e-12)  # no clipping here
+    # gamma = 0: alpha times the cross-entropy (value and gradient)
+    v0, g0 = vg(fl.categorical_focal_cross_entropy, x, k, gamma=0.0, alpha=0.7, reduction="sum")
+    ce, gce = vg(fl.softmax_cross_entropy_with_integer_labels, x, k, reduction="sum")
+    np.testing.assert_allclose(v0, 0.7 * ce, rtol=1e-13)
+    np.testing.assert_allclose(g0, 0.7 * gce, rtol=1e-12, atol=1e-16)
+    # p_k -> 1: 1 − p_k from the other classes (Keras clips at 1 − 1e-7 and gives 0 there)
+    xb = np.array([[30.0, 0.0, -1.0], [40.0, 1.0, 2.0]])
+    kb = np.array([0, 0])
+    for dt, rtol, atol in ((np.float64, 1e-12, 0), (np.float32, 2e-5, 1e-44)):
+        v, g = vg(fl.categorical_focal_cross_entropy, xb.astype(dt), kb, reduction="none")
+        np.testing.assert_allclose(v, ref_cfoc(xb, kb), rtol=rtol, atol=atol)
+        assert v[0] > 0   # 5.2e-40 (float32: subnormal); a clipped or 1 − p form gives 0
+        fd, = fd_grads(fl.categorical_focal_cross_entropy, (xb, kb), {"reduction": "sum"},
+                       ("logits",), h=1e-3) if dt == np.float64 else (None,)
+        if fd is not None:   # ~1e-52: compare the analytic form g(p − onehot)
+            p = np.exp(log_softmax(xb, -1))
+            r = np.exp(xb[:, 1:] - xb[:, :1]).sum(-1)
+            q, lpk = r / (1 + r), -np.log1p(r)
+            gg = 0.25 * q ** 2 * (1 - 2 * p[:, 0] * lpk / q)
+            ref = gg[:, None] * (p - np.eye(3)[kb])
+            ref[:, 0] = -gg * q
+            np.testing.assert_allclose(g, ref, rtol=1e-10)
+    # the label's logit at -inf: infinite loss, gradient alpha·(p − onehot) (its limit)
+    xm = np.array([[-np.inf, 0.0, 1.0]])
+    v, g = vg(fl.categorical_focal_cross_entropy, xm, np.array([0]), reduction="sum")
+    assert v == np.inf
+    p = np.exp(log_softmax(xm, -1))
+    np.testing.assert_allclose(g, 0.25 * (p - [[1, 0, 0]]), rtol=1e-14)
+    with pytest.raises(ValueError, match="gamma must be >= 0"):
+        fl.categorical_focal_cross_entropy(x, k, gamma=-1.0)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        fl.categorical_focal_cross_entropy(x, k, alpha=np.inf)
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 6\)"):
+        fl.categorical_focal_cross_entropy(x, k + C)
+
+
+def test_multilabel_soft_margin_hessian_and_infinite_logits():
+    x = RNG.normal(size=(N, C)) * 3
+    y = (RNG.random((N, C)) < 0.5).astype(float)
+    cw = RNG.random(C) + 0.1
+    w = np.array([0.5, 2.0, 1.5, 0.0])
+    kw = dict(class_weight=cw, sample_weight=w)
+    g, h = fl.grad_and_hessian(fl.multilabel_soft_margin)(x, y, **kw)
+    sq = np.exp(log_expit(x) + log_expit(-x))                 # σ(x)(1 − σ(x))
+    np.testing.assert_allclose(h, (w / w.sum())[:, None] * cw * sq / C, rtol=1e-13)
+    np.testing.assert_array_equal(g, fl.grad(fl.multilabel_soft_margin)(x, y, **kw))
+    fd = fd_hess(lambda z: fl.grad(fl.multilabel_soft_margin)(z, y, **kw), x)
+    np.testing.assert_allclose(h, fd, rtol=1e-6, atol=1e-9)
+    # an infinite logit on its own side: 0 loss and 0 gradient (the limit)
+    xi = np.array([[np.inf, -np.inf, 0.0]])
+    v, g = vg(fl.multilabel_soft_margin, xi, np.array([[1.0, 0.0, 1.0]]), reduction="sum")
+    np.testing.assert_allclose(v, np.log(2) / 3, rtol=1e-15)
+    np.testing.assert_array_equal(g, [[0.0, 0.0, -0.5 / 3]])
+    v, _ = vg(fl.multilabel_soft_margin, xi, np.array([[0.0, 1.0, 1.0]]), reduction="sum")
+    assert v == np.inf
+    with pytest.raises(ValueError, match=r"class_weight must have shape \(3,\)"):
+        fl.multilabel_soft_margin(xi, xi, class_weight=np.ones(2))
+    with pytest.raises(ValueError, match="class_weight must be finite and non-negative"):
+        fl.multilabel_soft_margin(xi, xi, class_weight=-np.ones(3))
 
 
 # ---------------------------------------------------------------- extremes and NaN
@@ -399,10 +634,18 @@ def test_nan_propagates():
                         (fl.kl_divergence, (x, y), {}),
                         (fl.multiclass_hinge, (x, k), {}),
                         (fl.multiclass_hinge, (x, k), {"kind": "crammer_singer"}),
+                        (fl.multiclass_hinge, (x, k), {"p": 2}),
+                        (fl.multiclass_hinge, (x, k), {"kind": "crammer_singer", "p": 2}),
                         (fl.cosine_embedding, (x, a, pm), {}),
                         (fl.cosine_distance, (x, a), {}),
                         (fl.triplet_margin, (x, a, a), {}),
-                        (fl.mean_pairwise_squared_error, (x, a), {})]:
+                        (fl.mean_pairwise_squared_error, (x, a), {}),
+                        (fl.nll_loss, (x, k), {}),
+                        (fl.categorical_hinge, (x, y), {}),
+                        (fl.categorical_hinge, (a, np.where(np.isnan(x), np.nan, y)), {}),
+                        (fl.poly1_softmax_cross_entropy, (x, y), {}),
+                        (fl.multilabel_soft_margin, (x, y), {}),
+                        (fl.categorical_focal_cross_entropy, (x, k), {})]:
         v, _ = vg(f, *args, reduction="none", **kw)
         assert np.isnan(v[1]) and not np.isnan(v[0]) and not np.isnan(v[2]), f.__name__
     # a zero target entry next to a NaN log-probability is still NaN
@@ -460,7 +703,9 @@ def test_chunked_kernel_matches_row_kernel(monkeypatch):
     y = probs((1, 37))
     cases = [(fl.softmax_cross_entropy_with_integer_labels, (x, k),
               {"label_smoothing": 0.1, "class_weight": RNG.random(37)}),
-             (fl.softmax_cross_entropy, (x, y), {"label_smoothing": 0.2})]
+             (fl.softmax_cross_entropy, (x, y), {"label_smoothing": 0.2}),
+             (fl.categorical_hinge, (x[:, :30] * 0.1, y[:, :30]), {}),   # phase-1 f1, ties
+             (fl.categorical_focal_cross_entropy, (x, k), {})]           # Σ_{j≠k} by chunk
     before = [vg(f, *a, reduction="none", **kw) for f, a, kw in cases]
     monkeypatch.setattr(_rowwise, "CHUNK", 4)
     assert _rowwise._use_chunks(1, 37)
@@ -527,6 +772,10 @@ def test_errors():
         ice(x, k, sample_weight=np.ones(4))
     with pytest.raises(ValueError, match="kind must be one of"):
         fl.multiclass_hinge(x, k, kind="max")
+    with pytest.raises(ValueError, match="p must be 1 or 2, got 3"):
+        fl.multiclass_hinge(x, k, p=3)
+    with pytest.raises(TypeError, match="p must be an integer"):
+        fl.multiclass_hinge(x, k, p=2.0)
     with pytest.raises(TypeError, match="squared must be a bool"):
         fl.triplet_margin(x, x, x, squared=1)
     with pytest.raises(ValueError, match="reduction must be one of"):
@@ -537,6 +786,12 @@ def test_errors():
         ice(np.zeros((2, 0)), np.array([0, 0]))
     with pytest.raises(ValueError, match="no diagonal Hessian"):
         fl.grad_and_hessian(fl.kl_divergence)
+    with pytest.raises(ValueError, match="epsilon must be finite"):
+        fl.poly1_softmax_cross_entropy(x, x, epsilon=np.nan)
+    with pytest.raises(ValueError, match=r"labels must hold probabilities.*1 negative entry"):
+        fl.poly1_softmax_cross_entropy(x, np.array([[1, 0, 0, 0], [0, 1, 0, 0], [-1, 0, 2, 0.]]))
+    with pytest.raises(ValueError, match=r"target of shape \(3, 5\) does not match pred"):
+        fl.categorical_hinge(x, np.ones((3, 5)))
 
 
 def test_registry():
@@ -548,6 +803,11 @@ def test_registry():
         assert info.kind == "rowwise"
         assert info.has_hessian == name.startswith("softmax_cross_entropy")
         assert name in fl.__all__
+    for name in ["nll_loss", "categorical_hinge", "poly1_softmax_cross_entropy",
+                 "multilabel_soft_margin", "categorical_focal_cross_entropy"]:
+        info = fl.LOSSES[name]
+        assert info.kind == "rowwise" and name in fl.__all__
+        assert info.has_hessian == (name == "multilabel_soft_margin")
     assert fl.LOSSES["cosine_embedding"].inputs == ("x1", "x2", "labels")
     assert fl.LOSSES["triplet_margin"].differentiable == ("anchor", "positive", "negative")
 

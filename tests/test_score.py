@@ -361,3 +361,91 @@ def test_mean_of_ignored_labels_class_weights_and_ctc_is_the_in_memory_mean():
     r = score(fastloss.ctc_loss, lg, lab, il, ll, sample_weight=w[:3000], chunk_size=2048)
     want = fastloss.ctc_loss(lg, lab, il, ll, sample_weight=w[:3000])
     assert r.mean == pytest.approx(float(want), rel=1e-12)
+
+
+# ---- row-wise and CTC losses: the streamed sum and mean are the in-memory call's bits
+# chunk_size 1000 -> chunks of 2048 rows and a ragged last one; 3000 -> 4096; 1 << 20: one
+_ROW_CHUNKS = (1000, 3000, 1 << 20)
+
+
+def _pieces(a, cuts):
+    """An iterable source: pieces whose lengths are not multiples of any block size."""
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        yield a[lo:hi]
+
+
+def test_integer_label_cross_entropy_streams_the_in_memory_bits():
+    """ignore_index, class weights, sample weights (array and scalar): score's sum and mean
+    are ``==`` the in-memory ``reduction="sum"`` / ``"mean"`` for every chunk size and for
+    irregular source pieces; the values against a float64 NumPy formula."""
+    import math
+
+    rng = np.random.default_rng(11)
+    n, C = 6001, 7
+    x = rng.standard_normal((n, C)) * 3
+    k = rng.integers(-1, C, n)            # -1: ignored rows
+    cw = rng.uniform(0.1, 2.0, C)
+    w = rng.uniform(size=n)
+    cuts = [0, 1, 700, 2901, 2902, 5000, n]
+    f = fastloss.softmax_cross_entropy_with_integer_labels
+    z = x - x.max(1, keepdims=True)
+    nll = np.log(np.exp(z).sum(1)) - z[np.arange(n), np.where(k < 0, 0, k)]
+    for kw, rw in (({"class_weight": cw}, np.ones(n)),
+                   ({"class_weight": cw, "sample_weight": w}, w),
+                   ({"sample_weight": 0.3}, np.full(n, 0.3))):
+        kw["ignore_index"] = -1
+        s, m = f(x, k, reduction="sum", **kw), f(x, k, **kw)
+        cnt = (k >= 0) * kw.get("class_weight", np.ones(C))[np.where(k < 0, 0, k)] * rw
+        assert abs(float(s) - math.fsum(cnt * nll)) <= 1e-12 * float(s)
+        assert abs(float(m) - math.fsum(cnt * nll) / math.fsum(cnt)) <= 1e-12 * float(m)
+        for c in _ROW_CHUNKS:
+            r = score(f, x, k, chunk_size=c, **kw)
+            assert r.sum == s and r.mean == m, (kw, c)
+        r = score(f, _pieces(x, cuts), _pieces(k, cuts), chunk_size=2500, **kw)
+        assert r.sum == s and r.mean == m and r.count == n, kw
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_dense_label_cross_entropy_streams_the_in_memory_bits(dt):
+    import math
+
+    rng = np.random.default_rng(12)
+    n, C = 4097, 5
+    x = rng.standard_normal((n, C)).astype(dt)
+    y = rng.dirichlet(np.ones(C), n).astype(dt)
+    w = rng.uniform(size=n).astype(dt)
+    f = fastloss.softmax_cross_entropy
+    s = f(x, y, sample_weight=w, label_smoothing=0.1, reduction="sum")
+    m = f(x, y, sample_weight=w, label_smoothing=0.1)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64) * 0.9 + 0.1 / C
+    ref = -(y64 * (x64 - np.log(np.exp(x64).sum(1, keepdims=True)))).sum(1) * w
+    tol = 2e-6 if dt == np.float32 else 1e-12
+    assert abs(float(s) - math.fsum(ref)) <= tol * float(s)
+    for c in _ROW_CHUNKS:
+        r = score(f, x, y, sample_weight=w, label_smoothing=0.1, chunk_size=c)
+        assert dt(r.sum) == s and dt(r.mean) == m, c
+        if dt == np.float64:
+            assert r.sum == s and r.mean == m, c
+
+
+def test_ctc_streams_the_in_memory_bits():
+    """CTC's sum, PyTorch mean (each loss over its label length) and batch mean."""
+    import math
+
+    rng = np.random.default_rng(15)
+    n = 3001
+    lg = rng.standard_normal((n, 10, 5))
+    lab, il = rng.integers(1, 5, (n, 3)), rng.integers(6, 11, n)
+    ll = rng.integers(0, 4, n)
+    w = rng.uniform(size=n)
+    f = fastloss.ctc_loss
+    for kw in ({}, {"sample_weight": w}):
+        s, m = f(lg, lab, il, ll, reduction="sum", **kw), f(lg, lab, il, ll, **kw)
+        for c in _ROW_CHUNKS:
+            per = np.empty(n)
+            r = score(f, lg, lab, il, ll, chunk_size=c, out=per, **kw)
+            assert r.sum == s and r.mean == m, (c, kw)
+            rw = kw.get("sample_weight", np.ones(n))
+            assert abs(r.sum - math.fsum(per)) <= 1e-13 * r.sum
+            assert abs(r.mean - math.fsum(per / np.maximum(ll, 1)) / math.fsum(rw)) <= (
+                1e-13 * r.mean)

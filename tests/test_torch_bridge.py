@@ -42,6 +42,11 @@ def _rowwise_case(name, rng):
         "cosine_distance": ((a, b), {}),
         "triplet_margin": ((a, b, c), {"margin": 5.0}),
         "mean_pairwise_squared_error": ((a.reshape(N, 3), b.reshape(N, 3)), {}),
+        "nll_loss": ((lp, k), {"class_weight": rng.random(C) + 0.5}),
+        "categorical_hinge": ((a * 3, p), {}),
+        "poly1_softmax_cross_entropy": ((x, p), {"epsilon": 1.5}),
+        "multilabel_soft_margin": ((x, (p > 1 / C).astype(float)), {}),
+        "categorical_focal_cross_entropy": ((x, k), {"gamma": 1.5}),
     }[name]
 
 

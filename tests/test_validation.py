@@ -366,6 +366,9 @@ ROW_INPUTS = {
     "cosine_embedding": (X2, X2[::-1].copy(), np.array([1.0, -1.0])),
     "cosine_distance": (X2, X2), "triplet_margin": (X2, X2 * 2, X2 * 3),
     "mean_pairwise_squared_error": (X2, X2 * 2),
+    "nll_loss": (np.log(X2), np.array([0, 2])), "categorical_hinge": (X2, X2),
+    "poly1_softmax_cross_entropy": (X2, X2), "multilabel_soft_margin": (X2, X2),
+    "categorical_focal_cross_entropy": (X2, np.array([0, 2])),
 }
 CTC_INPUTS = (np.zeros((2, 4, 3)), np.array([[1, 2], [2, 0]]), np.array([4, 3]),
               np.array([2, 1]))

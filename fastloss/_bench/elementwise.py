@@ -6,8 +6,10 @@ from . import Case
 # quick: 48 MB moved per call, beyond the last-level caches of common CPUs (a smaller n
 # reads from cache and shows more than 100 % of the triad), and milliseconds per call
 N_FULL, N_QUICK = 20_000_000, 4_000_000
-PM1 = ("hinge", "squared_hinge", "logistic")
-UNIT = ("sigmoid_binary_cross_entropy", "sigmoid_focal")
+PM1 = ("hinge", "squared_hinge", "logistic", "hinge_embedding")
+UNIT = ("sigmoid_binary_cross_entropy", "sigmoid_focal", "poly1_cross_entropy")
+NONNEG_TARGET = ("tweedie_deviance", "gamma_deviance", "convex_kl", "generalized_kl",
+                 "mean_squared_log_error")
 
 
 def _inputs(name, n, dtype, seed=0):
@@ -22,6 +24,10 @@ def _inputs(name, n, dtype, seed=0):
         y = (rng.random(n) < 0.5).astype(dtype)
     elif name == "poisson_nll":
         y = rng.poisson(2.0, n).astype(dtype)
+    elif name in NONNEG_TARGET:
+        y = rng.gamma(2.0, 1.0, n).astype(dtype)
+        if name in ("generalized_kl", "mean_squared_log_error"):
+            x = (np.abs(x) + 0.01).astype(dtype)
     else:
         y = rng.standard_normal(n, dtype=np.float32).astype(dtype)
     return x, y
@@ -62,6 +68,34 @@ def _np_peer(name):
             if name == "poisson_nll":
                 e = np.exp(x)
                 return np.mean(e - y * x), (e - y) / n
+            if name == "tweedie_deviance":
+                e1, e2 = np.exp(-0.5 * x), np.exp(0.5 * x)
+                v = 2 * e2 + 2 * y * e1 - 4 * np.sqrt(y)
+                return np.mean(v), (e2 - y * e1) / n
+            if name == "gamma_deviance":
+                r = y * np.exp(-x)
+                return np.mean(r - np.log(y) + x - 1), (1 - r) / n
+            if name == "mean_absolute_percentage_error":
+                m = np.maximum(np.abs(y), 1e-7)
+                return np.mean(100 * np.abs(d) / m), 100 * np.sign(d) / m / n
+            if name == "mean_squared_log_error":
+                dl = np.log1p(np.maximum(x, 1e-7)) - np.log1p(np.maximum(y, 1e-7))
+                return np.mean(dl * dl), np.where(x >= 1e-7, 2 * dl / (1 + x), 0) / n
+            if name == "hinge_embedding":
+                z = 1 - x
+                return (np.mean(np.where(y == 1, x, np.maximum(z, 0))),
+                        np.where(y == 1, 1.0, np.where(z > 0, -1.0, 0.0)) / n)
+            if name == "poly1_cross_entropy":
+                p = 1 / (1 + np.exp(-x))
+                u = p * (1 - y) + (1 - p) * y
+                return (np.mean(np.logaddexp(0, x) - x * y + 2 * u),
+                        (p - y + 2 * p * (1 - p) * (1 - 2 * y)) / n)
+            if name == "generalized_kl":
+                lr = np.log(y / x)
+                return np.mean(y * lr - y + x), (1 - y / x) / n
+            if name == "convex_kl":
+                e = np.exp(x)
+                return np.mean(y * (np.log(y) - x) + e - y), (e - y) / n
             raise KeyError(name)
         return f
     return run
@@ -104,6 +138,15 @@ def _torch_peer(name):
                 return F.soft_margin_loss(x, y)
             if name == "poisson_nll":
                 return F.poisson_nll_loss(x, y)
+            if name == "hinge_embedding":
+                return F.hinge_embedding_loss(x, y)
+            if name == "mean_squared_log_error":
+                dl = torch.log1p(x.clamp_min(1e-7)) - torch.log1p(y.clamp_min(1e-7))
+                return (dl ** 2).mean()
+            if name == "mean_absolute_percentage_error":
+                return (100 * (x - y).abs() / y.abs().clamp_min(1e-7)).mean()
+            if name == "convex_kl":
+                return (torch.special.xlogy(y, y) - y * x + torch.exp(x) - y).mean()
             raise KeyError(name)
 
         def f():
@@ -117,7 +160,9 @@ def _torch_peer(name):
 _SKLEARN = {"squared_error": ("HalfSquaredError", {}), "absolute_error": ("AbsoluteError", {}),
             "huber": ("HuberLoss", {"delta": 1.0}), "quantile": ("PinballLoss", {"quantile": 0.5}),
             "sigmoid_binary_cross_entropy": ("HalfBinomialLoss", {}),
-            "poisson_nll": ("HalfPoissonLoss", {})}
+            "poisson_nll": ("HalfPoissonLoss", {}),
+            "tweedie_deviance": ("HalfTweedieLoss", {"power": 1.5}),
+            "gamma_deviance": ("HalfGammaLoss", {})}
 
 
 def _sklearn_peer(name):

@@ -5,8 +5,9 @@ allocated once (:func:`_preallocated`).
 
 Peers: ``"torch"`` runs the same forward + backward with PyTorch CPU tensors
 (``cross_entropy``, ``kl_div``, ``multi_margin_loss``, ``cosine_embedding_loss``,
-``triplet_margin_loss``); losses PyTorch has no function for are written from its
-primitives.  torch is imported inside the peer and ``ImportError`` propagates when missing.
+``triplet_margin_loss``, ``nll_loss``, ``multilabel_soft_margin_loss``); losses PyTorch
+has no function for are written from its primitives.  torch is imported inside the peer
+and ``ImportError`` propagates when missing.
 """
 from __future__ import annotations
 
@@ -111,6 +112,48 @@ def _peer_mpse(args, kwargs):
     return _fb(f, [p, t])
 
 
+def _peer_nll(args, kwargs):
+    import torch.nn.functional as F
+    x, k = _t(args[0], True), _t(args[1].astype(np.int64))
+    return _fb(lambda: F.nll_loss(x, k), [x])
+
+
+def _peer_chinge(args, kwargs):
+    p, t = _t(args[0], True), _t(args[1])
+
+    def f():
+        pos = (t * p).sum(-1)
+        neg = ((1 - t) * p).amax(-1)
+        return (neg - pos + 1).clamp(min=0).mean()
+    return _fb(f, [p])
+
+
+def _peer_poly(args, kwargs):
+    import torch.nn.functional as F
+    x, y = _t(args[0], True), _t(args[1])
+
+    def f():
+        ce = F.cross_entropy(x, y, reduction="none")
+        return (ce + 2.0 * (y * (1 - F.softmax(x, -1))).sum(-1)).mean()
+    return _fb(f, [x])
+
+
+def _peer_mlsm(args, kwargs):
+    import torch.nn.functional as F
+    x, y = _t(args[0], True), _t(args[1])
+    return _fb(lambda: F.multilabel_soft_margin_loss(x, y), [x])
+
+
+def _peer_cfoc(args, kwargs):
+    import torch.nn.functional as F
+    x, k = _t(args[0], True), _t(args[1].astype(np.int64))
+
+    def f():
+        lp = F.log_softmax(x, -1).gather(1, k[:, None])[:, 0]
+        return (-0.25 * (1 - lp.exp()) ** 2 * lp).mean()
+    return _fb(f, [x])
+
+
 def _preallocated(case):
     """``case`` with its gradient buffers allocated once and passed as ``grad_out`` (as the
     elementwise cases and the triad do: a fresh 67-131 MB gradient per call would time
@@ -182,4 +225,14 @@ def cases(quick: bool = False) -> list:
              {"torch": tp(_peer_triplet)}, argnums=(0, 1, 2)),
         Case("mean_pairwise_squared_error", f"N={32768 // s},D=256", floats(2, 32768 // s, 256),
              _nbytes, {"torch": tp(_peer_mpse)}, argnums=(0, 1)),
+        Case("nll_loss", f"N={32768 // s},C=1000", ice(32768 // s, 1000), _logits_nbytes,
+             {"torch": tp(_peer_nll)}),
+        Case("categorical_hinge", f"N={32768 // s},C=100", dense(32768 // s, 100),
+             _logits_nbytes, {"torch": tp(_peer_chinge)}),
+        Case("poly1_softmax_cross_entropy", f"N={8192 // s},C=1000", dense(8192 // s, 1000),
+             _logits_nbytes, {"torch": tp(_peer_poly)}),
+        Case("multilabel_soft_margin", f"N={8192 // s},C=1000", dense(8192 // s, 1000),
+             _logits_nbytes, {"torch": tp(_peer_mlsm)}),
+        Case("categorical_focal_cross_entropy", f"N={32768 // s},C=1000",
+             ice(32768 // s, 1000), _logits_nbytes, {"torch": tp(_peer_cfoc)}),
     ]]

@@ -149,6 +149,9 @@ def serial(kernel):
                 cache = type(getattr(kernel, "_cache", None)).__name__ != "NullCache"
                 from .._compile import tolerant_cache  # a full cache costs compile time only
                 tw = tolerant_cache(njit(cache=cache, **opts)(nf))
+                if getattr(kernel, "_fastloss_wide", False):
+                    from .wide import compile_wide
+                    compile_wide(tw)
             _TWINS[kernel] = tw
     return tw
 

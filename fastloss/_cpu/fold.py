@@ -17,7 +17,10 @@ whose lengths are multiples of ``BLK``, each call starting from the previous tot
 exactly the bits of one call over the whole array: streaming scoring
 (:func:`fastloss.score`) is bit-identical to the in-memory loss for every chunk size.
 
-:func:`lane_total_array` applies the same order to an array (Σw for weighted means).
+:func:`lane_total_array` applies the same order to an array: Σw of weighted means, and the
+totals of the row-wise and CTC losses, which are folds of their per-row values (the
+``reduction="none"`` output, in the array dtype) and of their per-row weights, continued
+from running totals in the same way (rows instead of elements).
 """
 import numpy as np
 from numba import njit
@@ -53,7 +56,17 @@ def fold_array(v, s_in):
     return s
 
 
+_FOLD: list = []   # the compiled fold_array once looked up (skips cpu_kernel's lookup)
+
+
+def fold_kernel():
+    """The compiled :func:`fold_array` (one dispatcher; float32 and float64 signatures)."""
+    if not _FOLD:
+        from .._compile import cpu_kernel
+        _FOLD.append(cpu_kernel(fold_array, "fold", {}, parallel=False))
+    return _FOLD[0]
+
+
 def lane_total_array(v, s_in=0.0):
     """``s_in`` + Σ v in the kernels' fixed order (``v`` 1-D float32/float64, contiguous)."""
-    from .._compile import cpu_kernel
-    return cpu_kernel(fold_array, "fold", {}, parallel=False)(v, float(s_in))
+    return (_FOLD[0] if _FOLD else fold_kernel())(v, float(s_in))

@@ -34,11 +34,13 @@ and chunked kernels store the same bits.
 """
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import float64 as F64, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .._math.strict import sadd
 from .elementwise import stack_empty
+from .fold import chunk_sum
 
 f1 = None           # bound per loss (see fastloss._math.rowwise)
 f2 = None
@@ -58,7 +60,7 @@ HAS_CW = False      # CW holds class weights
 KEEP = False        # phase 2 stores its first term v0 in gA, phase 3 runs f3k(v0, ...)
 
 
-BLK = 512   # phase-2 sums: float32 (dtype) lanes within a block, float64 across blocks
+BLK = 512   # phase-2 sums: terms of a block summed by chunk_sum, blocks added in order
 
 
 @intrinsic
@@ -114,62 +116,49 @@ def _rowmax(a, b, lo, hi, k):
 
 
 def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
-    """Σ_j f2(...) over [lo, hi): dtype partial sums per block of BLK, float64 across.
-    With ``KEEP`` (and a gradient wanted) each element's first term is kept in a stack
-    array while summing and then copied to gA: the sums never run in a loop that stores
-    into a caller's buffer (whose vector/scalar path would depend on its address)."""
+    """Σ_j f2(...) over [lo, hi), in one fixed order: per block of ``BLK`` columns the
+    terms go to stack arrays and each is summed in float64 by
+    :func:`fastloss._cpu.fold.chunk_sum` (a loop whose grouping depends on the block length
+    only), the block sums added in order with strict adds.  A sum accumulated inside the
+    loop that evaluates ``f2`` would be grouped as LLVM vectorizes that loop, which differs
+    between the parallel kernel, its serial twin and the chunked kernel (their gradients
+    were 1 ulp apart on some machines).  With ``KEEP`` (and a gradient wanted) the first
+    terms are then copied to gA: no loop both reads the inputs and stores into a caller's
+    buffer (whose vector/scalar path would depend on its address)."""
     one = FT(1.0)
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     s4 = 0.0
+    q0 = stack_empty(BLK, F64)   # float64: some losses' terms are float64 (squared norms)
+    q1 = stack_empty(BLK, F64)
+    q2 = stack_empty(BLK, F64)
+    q3 = stack_empty(BLK, F64)
+    q4 = stack_empty(BLK, F64)
     for j0 in range(lo, hi, BLK):
-        j1 = min(j0 + BLK, hi)
-        t0 = FT(0.0)
-        t1 = FT(0.0)
-        t2 = FT(0.0)
-        t3 = FT(0.0)
-        t4 = FT(0.0)
+        n = min(j0 + BLK, hi) - j0
+        for jj in range(n):
+            j = j0 + jj
+            u = np.uint64(j)
+            wj = one
+            if HAS_CW:
+                wj = CW[u]
+            v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
+            q = np.uint64(jj)
+            q0[q] = v0
+            q1[q] = v1
+            q2[q] = v2
+            q3[q] = v3
+            q4[q] = v4
         if KEEP and gA is not None:
-            # A loop that loads the inputs and stores into gA gets a run-time alias check
-            # from LLVM: a gA row within a vector's reach of an input row runs the scalar
-            # loop, whose sums (and possibly its exp polynomial) differ in their last bits
-            # from the vector loop's.  So (1) sum, keeping the first terms in a stack array
-            # (no alias check: the same path for a given length), then (2) copy them to
-            # gA (bit exact on either path).
-            sv = stack_empty(BLK, FT)
-            for j in range(j0, j1):
-                u = np.uint64(j)
-                wj = one
-                if HAS_CW:
-                    wj = CW[u]
-                v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
-                sv[np.uint64(j - j0)] = v0
-                t0 += v0
-                t1 += v1
-                t2 += v2
-                t3 += v3
-                t4 += v4
-            for j in range(j0, j1):
-                gA[i, np.uint64(j)] = sv[np.uint64(j - j0)]
-        else:
-            for j in range(j0, j1):
-                u = np.uint64(j)
-                wj = one
-                if HAS_CW:
-                    wj = CW[u]
-                v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
-                t0 += v0
-                t1 += v1
-                t2 += v2
-                t3 += v3
-                t4 += v4
-        s0 += t0
-        s1 += t1
-        s2 += t2
-        s3 += t3
-        s4 += t4
+            for jj in range(n):
+                gA[i, np.uint64(j0 + jj)] = FT(q0[np.uint64(jj)])
+        s0 = sadd(s0, chunk_sum(q0, n))
+        s1 = sadd(s1, chunk_sum(q1, n))
+        s2 = sadd(s2, chunk_sum(q2, n))
+        s3 = sadd(s3, chunk_sum(q3, n))
+        s4 = sadd(s4, chunk_sum(q4, n))
     return s0, s1, s2, s3, s4
 
 
@@ -354,12 +343,12 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
             s1 = 0.0
             s2 = 0.0
             s3 = 0.0
-            for q in range(nch):
+            for q in range(nch):      # in chunk order, as the row kernel adds its blocks
                 t = i * nch + q
-                s0 += ps[t, 0]
-                s1 += ps[t, 1]
-                s2 += ps[t, 2]
-                s3 += ps[t, 3]
+                s0 = sadd(s0, ps[t, 0])
+                s1 = sadd(s1, ps[t, 1])
+                s2 = sadd(s2, ps[t, 2])
+                s3 = sadd(s3, ps[t, 3])
                 bad += ps[t, 4]
             yl = 0.0
             if FLOAT_LABELS:

@@ -108,7 +108,8 @@ def _row_variants():
     from .. import _rowwise as run
 
     variants = {"kl_divergence": [{"log_target": True}],
-                "multiclass_hinge": [{"kind": "crammer_singer"}],
+                "multiclass_hinge": [{"kind": "crammer_singer"}, {"p": 2},
+                                     {"kind": "crammer_singer", "p": 2}],
                 "triplet_margin": [{"squared": True}],
                 "softmax_cross_entropy_with_integer_labels": [{"class_weight": np.ones(4)}]}
     seen = {}

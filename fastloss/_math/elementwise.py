@@ -21,9 +21,15 @@ regrouping would change a result -- a small ``eps`` added to a difference, a dif
 nearly equal terms -- the math uses ``sadd``/``ssub``, which are evaluated as written
 (:mod:`fastloss._math.strict`).
 
-Subgradients at kinks: ``absolute_error`` uses 0 at ``d = 0``; ``hinge`` and
-``squared_hinge`` use 0 at the margin; ``quantile`` uses ``-q`` at ``d = 0`` (as
-scikit-learn's ``PinballLoss``).
+Subgradients at kinks: ``absolute_error`` and ``mean_absolute_percentage_error`` use 0
+at ``d = 0``; ``hinge``, ``squared_hinge`` and ``hinge_embedding`` use 0 at the margin;
+``quantile`` uses ``-q`` at ``d = 0`` (as scikit-learn's ``PinballLoss``).
+
+Deviances and divergences that vanish at their minimum (``tweedie_deviance``,
+``gamma_deviance``, ``generalized_kl``, ``convex_kl``) are a difference of nearly equal
+terms there: within ``|s| < 1/4`` of it (``s`` the log-ratio of target and prediction)
+they are computed from their Taylor series in ``s`` (no cancellation, non-negative), and
+elsewhere from the closed form.  Targets outside their domain give NaN.
 """
 from math import copysign, exp, log, log1p, sqrt
 from operator import add as sadd, sub as ssub  # noqa: F401  (strict on the CPU targets)
@@ -36,6 +42,7 @@ log1pu = log1p  # log1p of an argument in [0, 1]; rebound per target (cheaper on
 LN2 = 0.6931471805599453
 LOG_2PI = 1.8378770664093453
 INF = float("inf")
+NAN = float("nan")
 
 
 # --- helpers (compiled alongside the losses) -------------------------------------------
@@ -81,6 +88,47 @@ def powpos(u, a):
 def sign0(d):
     """sign(d) with sign(0) = 0 and sign(NaN) = NaN."""
     return 1.0 if d > 0 else (-1.0 if d < 0 else d * 0.0)
+
+
+def expm1s(s):
+    """e^s - 1 for |s| < 1/4 (Taylor series to s^13, relative error < 1e-17)."""
+    t = 1.0 / 479001600.0 + s * (1.0 / 6227020800.0)
+    t = 1.0 / 5040.0 + s * (1.0 / 40320.0 + s * (1.0 / 362880.0 + s * (
+        1.0 / 3628800.0 + s * (1.0 / 39916800.0 + s * t))))
+    return s * (1.0 + s * (0.5 + s * (1.0 / 6.0 + s * (1.0 / 24.0 + s * (
+        1.0 / 120.0 + s * (1.0 / 720.0 + s * t))))))
+
+
+def tweedie_series(s, a):
+    """Σ_{k>=2} (1 - a^(k-1)) s^k / k! for |s| < 1/4, a in [0, 1): (a (e^s - 1) -
+    (e^(a s) - 1)) / a without the cancellation at s = 0 (Taylor series to s^14)."""
+    a2 = a * a
+    a3 = a2 * a
+    a4 = a2 * a2
+    a5 = a4 * a
+    a6 = a3 * a3
+    a7 = a6 * a
+    a8 = a4 * a4
+    a9 = a8 * a
+    a10 = a5 * a5
+    a11 = a10 * a
+    a12 = a6 * a6
+    a13 = a12 * a
+    t = (1.0 - a11) / 479001600.0 + s * ((1.0 - a12) / 6227020800.0
+                                         + s * ((1.0 - a13) / 87178291200.0))
+    t = (1.0 - a6) / 5040.0 + s * ((1.0 - a7) / 40320.0 + s * ((1.0 - a8) / 362880.0 + s * (
+        (1.0 - a9) / 3628800.0 + s * ((1.0 - a10) / 39916800.0 + s * t))))
+    return s * s * ((1.0 - a) / 2.0 + s * ((1.0 - a2) / 6.0 + s * ((1.0 - a3) / 24.0 + s * (
+        (1.0 - a4) / 120.0 + s * ((1.0 - a5) / 720.0 + s * t)))))
+
+
+def kl_series(u):
+    """(u - 1) e^u + 1 = Σ_{k>=2} (k - 1) u^k / k! for |u| < 1/4 (Taylor series to u^14)."""
+    t = 11.0 / 479001600.0 + u * (12.0 / 6227020800.0 + u * (13.0 / 87178291200.0))
+    t = 6.0 / 5040.0 + u * (7.0 / 40320.0 + u * (8.0 / 362880.0 + u * (
+        9.0 / 3628800.0 + u * (10.0 / 39916800.0 + u * t))))
+    return u * u * (0.5 + u * (2.0 / 6.0 + u * (3.0 / 24.0 + u * (
+        4.0 / 120.0 + u * (5.0 / 720.0 + u * t)))))
 
 
 def ok_always(x, y, a, b, c):
@@ -347,3 +395,166 @@ def poisson_nll(x, y, log_input, full, eps):
     g = ex - y if log_input else 1.0 - wdiv(y, xe) + nan_of(xe)
     h = ex if log_input else wdiv(wdiv(y, xe), xe) + nan_of(xe)
     return v, g, h
+
+
+@elementwise(params=(Param("power", 1.5, "open12"),), hessian=True, target_domain="[0, inf)",
+             formula="y^(2-p)/((1-p)(2-p)) - y mu^(1-p)/(1-p) + mu^(2-p)/(2-p),  mu = exp(x)")
+def tweedie_deviance(x, y, p, b, c):
+    """Half Tweedie deviance with log link, power ``p`` in (1, 2): ``x`` the raw
+    prediction log μ, ``y`` >= 0 (negative targets give NaN).
+
+    Gradient and Hessian are scikit-learn's ``HalfTweedieLoss(power)``; the value is its
+    ``loss`` plus ``constant_to_optimal_zero``, so it is non-negative and 0 at μ = y.
+    """
+    a = 2.0 - p                                 # in (0, 1)
+    nb = p - 1.0                                # -(1 - p), in (0, 1)
+    ly = log(y) if y >= 0 else NAN
+    s = ly - x                                  # log(y / μ)
+    ea = exp(a * x)                             # μ^(2-p)
+    yeb = wmul(y, exp(-nb * x))                 # y μ^(1-p); 0 for y = 0 even at x = -inf
+    # closed form (a y μ^(1-p) + (p-1) μ^(2-p) - y^(2-p)) / (a (p-1)), away from μ = y
+    v = ssub(sadd(a * yeb, nb * ea), exp(a * ly)) / (a * nb)   # strict: no fma
+    v = INF if (y == INF and x < INF) else v    # y μ^(1-p) grows fastest
+    small = abs(s) < 0.25
+    v = ea * (tweedie_series(s, a) / nb) if small else v
+    g = -ea * expm1s(s) if small else ea - yeb
+    h = a * ea + nb * yeb
+    return v, g + nan_of(ly), h + nan_of(ly)
+
+
+@elementwise(hessian=True, target_domain="(0, inf)",
+             formula="y / mu - log(y / mu) - 1,  mu = exp(x)")
+def gamma_deviance(x, y, a, b, c):
+    """Half Gamma deviance with log link (Tweedie power 2): ``x`` the raw prediction
+    log μ, ``y`` > 0 (``y = 0`` gives +inf; negative targets give NaN).
+
+    Gradient and Hessian are scikit-learn's ``HalfGammaLoss``; the value is its ``loss``
+    plus ``constant_to_optimal_zero``, so it is non-negative and 0 at μ = y.
+    """
+    ly = log(y) if y >= 0 else NAN
+    s = ly - x                                  # log(y / μ)
+    es = wmul(y, exp(-x))                       # y / μ
+    v = (es - 1.0) + (x - ly)
+    big = (y == 0.0 or x == -INF or y == INF) and not (x == INF and y == INF)
+    v = INF if (big and x == x and y == y) else v
+    small = abs(s) < 0.25
+    v = tweedie_series(s, 0.0) if small else v  # e^s - 1 - s
+    g = -expm1s(s) if small else 1.0 - es
+    return v, g + nan_of(ly), es + nan_of(ly)
+
+
+@elementwise(params=(Param("eps", 1e-7, ">0"),), hessian=True,
+             formula="100 |target - pred| / max(|target|, eps)")
+def mean_absolute_percentage_error(x, y, eps, b, c):
+    """Absolute percentage error (Keras ``MeanAbsolutePercentageError``, per element:
+    Keras averages over the last axis), ``eps`` as Keras' backend epsilon; subgradient 0
+    at pred = target.
+    """
+    d = x - y
+    ay = abs(y)
+    m = ay if ay > eps else eps
+    r = ssub(x / m, y / m)                      # (x - y)/m without overflow of x - y
+    yinf = ay == INF
+    # |y| -> inf: the ratio tends to 1, or 2 when pred tends to -target (NaN: same sign)
+    vinf = (200.0 if abs(x) == INF else 100.0) + nan_of(d)
+    v = vinf if yinf else 100.0 * abs(r)
+    return v, sign0(d) * (100.0 / m), nan_of(d)
+
+
+@elementwise(params=(Param("eps", 1e-7, ">=0"),), hessian=True,
+             formula="(log(max(pred, eps) + 1) - log(max(target, eps) + 1))^2")
+def mean_squared_log_error(x, y, eps, b, c):
+    """Squared log error (Keras ``MeanSquaredLogarithmicError``, per element); gradient
+    and Hessian 0 where pred < eps (the clamp).
+    """
+    xc = eps if x < eps else x                  # NaN stays
+    yc = eps if y < eps else y
+    live = x >= eps
+    d = log1p(xc) - log1p(yc)
+    r = 1.0 / (1.0 + xc)
+    g = (2.0 * wmul(r, d) if live else 0.0) + nan_of(d)          # r = 0 at pred = inf
+    h = (2.0 * wmul(r * r, 1.0 - d) if live else 0.0) + nan_of(d)
+    return d * d, g, h
+
+
+@elementwise(params=(Param("margin", 1.0, "any"),), hessian=True, check=ok_pm1,
+             target_domain="{-1, +1}", formula="x if y = 1 else max(0, margin - x)")
+def hinge_embedding(x, y, margin, b, c):
+    """Hinge embedding loss (PyTorch ``hinge_embedding_loss``): ``pred`` x where y = 1,
+    max(0, margin - x) where y = -1; subgradient 0 at the margin.
+    """
+    pos = y == 1.0
+    z = margin - x
+    ny = nan_of(y)
+    zp = z if not (z <= 0) else 0.0
+    v = (x if pos else zp) + ny
+    g = (1.0 if pos else (-1.0 if z > 0 else 0.0)) + nan_of(z) + ny
+    return v, g, nan_of(z) + ny
+
+
+@elementwise(params=(Param("epsilon", 2.0, "any"),), hessian=True, check=ok_unit_target,
+             target_domain="[0, 1]", formula="bce(x, y) + epsilon (1 - p_t)")
+def poly1_cross_entropy(x, y, eps, b, c):
+    """Poly-1 loss (Leng et al. 2022) in its sigmoid form: binary cross-entropy on logits
+    plus ε (1 - p_t), p = σ(x), p_t = p y + (1 - p)(1 - y) (optax's
+    ``poly_loss_cross_entropy`` is the softmax form; the same default ε = 2).
+
+    Non-negative for ε >= -1.
+    """
+    l1, p, q = sigmoid_parts(x)
+    yn = 1.0 - y
+    ce = sadd(l1, wmul(yn if x >= 0 else y, abs(x)))  # bce(x, y) >= 0; strict: no fma
+    u = p * yn + q * y                           # 1 - p_t
+    pq = p * q
+    sg = yn - y                                  # 1 - 2y
+    v = sadd(ce, eps * u)                        # strict: never contracted (see convex_kl)
+    g = (p * yn - q * y) + eps * pq * sg
+    h = pq * (1.0 + eps * (q - p) * sg)
+    return v, g, h
+
+
+@elementwise(hessian=True, target_domain="[0, inf)", pred_domain="[0, inf)",
+             formula="t log(t / q) - t + q,  0 log 0 = 0")
+def generalized_kl(x, y, a, b, c):
+    """Generalized Kullback-Leibler divergence (I-divergence) of a non-negative
+    prediction q = ``pred`` from a non-negative target t; gradient 1 - t/q.
+
+    Negative inputs give NaN; t = 0 gives q (0 log 0 = 0), q = 0 < t gives +inf.
+    """
+    bad = not (x >= 0 and y >= 0)               # NaN too
+    q = x if x > 0 else 0.0                     # (-0.0 -> 0)
+    t = y if y > 0 else 0.0
+    u = log(t) - log(q)                         # log(t / q)
+    v = sadd(t * (u - 1.0) if t != 0.0 else 0.0, q)   # strict, as in convex_kl
+    v = INF if (q == INF and t < INF) else v
+    small = abs(u) < 0.25
+    v = q * kl_series(u) if small else v
+    rq = 1.0 / q
+    tq = wmul(t, rq)                            # t / q, 0 for t = 0
+    g = -expm1s(u) if small else ssub(1.0, tq)  # strict: never an fma (see convex_kl)
+    nb = NAN if bad else 0.0
+    return v + nb, g + nb, wmul(tq, rq) + nb
+
+
+@elementwise(hessian=True, target_domain="[0, inf)",
+             formula="t (log t - x) + exp(x) - t,  0 log 0 = 0")
+def convex_kl(x, y, a, b, c):
+    """Convex KL divergence per element (optax ``convex_kl_divergence``): ``pred`` the
+    log-prediction x, target t >= 0; gradient e^x - t.
+
+    optax sums over the last axis of each row; here each element is one term
+    (``reduction="sum"`` over a row gives optax's value).  Negative targets give NaN.
+    """
+    bad = not (y >= 0) or x != x
+    t = y if y > 0 else 0.0
+    u = ssub(log(t), x)                         # log(t / e^x)
+    ex = exp(x)
+    # strict: an fma or a regrouping here would differ between the vector loop and the
+    # scalar remainder loop (the results would depend on an element's position)
+    v = sadd(t * ssub(u, 1.0) if t != 0.0 else 0.0, ex)
+    v = INF if (ex == INF and t < INF) else v   # e^x beyond the range dominates
+    small = abs(u) < 0.25
+    v = ex * kl_series(u) if small else v
+    g = -ex * expm1s(u) if small else ex - t
+    nb = NAN if bad else 0.0
+    return v + nb, g + nb, ex + nb

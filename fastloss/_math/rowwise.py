@@ -49,12 +49,13 @@ sums).  Differences of nearly equal terms and small constants added to them (``a
 eps``, ``a - s_y + margin``, ``c - (a - m)``) use ``sadd``/``ssub``, which are evaluated as
 written (:mod:`fastloss._math.strict`).
 """
-from math import exp, log, sqrt  # noqa: F401  (exp/log rebound per target)
+from math import exp, log, log1p, sqrt  # noqa: F401  (exp/log/log1p rebound per target)
 from operator import add as sadd, sub as ssub  # noqa: F401  (strict on the CPU targets)
 
 import numpy as np
 
 expn = exp  # exp of an argument <= 0 (softmax terms); rebound per target, see _compile
+log1pu = log1p  # log1p of an argument in [0, 1]; rebound per target
 
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
@@ -320,6 +321,40 @@ def mhcs_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
     return g, ZERO, ZERO
 
 
+# --- multiclass_hinge, p = 2 (squared hinge terms, PyTorch multi_margin_loss(p=2) × C) ---
+
+def mh2_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    r = relu_nan(sadd(ssub(a, xk), p0))
+    r = ZERO if j == k else r
+    return r * r, r, ZERO, ZERO, ZERO
+
+
+def mh2_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return s0, 2.0 * gs, 2.0 * gs * s1, 0.0, 0.0
+
+
+def mh2_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    g = c0 * relu_nan(sadd(ssub(a, xk), p0))   # NaN score -> NaN gradient
+    g = -c1 if j == k else g
+    return g, ZERO, ZERO
+
+
+# crammer_singer, p = 2: max(0, max_{j≠y} s_j − s_y + margin)²
+def mhcs2_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    d = sadd(sadd(ssub(m, xk), p0), s1)
+    act = d > 0
+    loss = d * d if act else (0.0 if d <= 0 else d)
+    nan = 0.0 if d == d else d
+    c0 = 2.0 * d * gs / s0 if act else nan
+    c1 = 2.0 * d * gs if act else nan
+    return loss, c0, c1, nan, 0.0
+
+
+mhcs2_f1 = mhcs_f1
+mhcs2_f2 = mhcs_f2
+mhcs2_f3 = mhcs_f3
+
+
 # --- cosine_embedding: a = x1, b = x2, yl = ±1; p0 = margin, p1 = eps ----------------------
 # cos = Σab / sqrt((Σa² + eps)(Σb² + eps))   (PyTorch's cosine_embedding_loss)
 # The products are formed in float64 (float32 entries cannot overflow them).  A row whose
@@ -488,3 +523,174 @@ def mpse_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
     t = e if (e == INF or e == NINF) else t     # one infinite entry: its own limit
     g = c0 * t
     return g, -g, ZERO
+
+
+# --- nll_loss (PyTorch): a = log-probabilities, k the label; ℓ = −w_k·a_k ------------------
+# Only the label's entry enters the value; a NaN anywhere in the row still makes the row's
+# loss NaN (s0), the gradient −w_k at the label is constant (linear loss).
+
+def nll_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    return (ZERO if a == a else a), ZERO, ZERO, ZERO, ZERO
+
+
+def nll_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return s0 - (xk * ONE64) * wk, 0.0, gs * wk, 0.0, 0.0
+
+
+def nll_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return ZERO, ZERO, ZERO
+
+
+def nll_fixk(g, c0, c1, c2, c3):
+    return g - c1
+
+
+# --- categorical_hinge (Keras): a = pred, b = target ---------------------------------------
+# pos = Σ t·p, neg = max_j (1 − t_j)·p_j, ℓ = max(0, neg − pos + 1).  Phase 1 carries neg;
+# entries tied at the maximum share its subgradient equally (TensorFlow's gradient of
+# reduce_max); at the kink (neg − pos + 1 = 0) the subgradient is 0.
+
+def chinge_f1(a, b, j, k):
+    return ssub(ONE, b) * a
+
+
+def chinge_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    v = ssub(ONE, b) * a
+    tie = ONE if v == m else ZERO
+    nan = ZERO if v == v else v                 # (a NaN of 0·inf: the row is NaN)
+    return b * a, tie, nan, ZERO, ZERO
+
+
+def chinge_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    d = sadd(ssub(m, s0), 1.0) + s2
+    loss = 0.0 if d <= 0 else d                 # keeps NaN
+    act = d > 0
+    nan = 0.0 if d == d else d
+    c0 = gs / s1 if act else nan
+    c1 = gs if act else nan
+    return loss, c0, c1, 0.0, 0.0
+
+
+def chinge_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    u = ssub(ONE, b)
+    g = c0 * u if u * a == m else ZERO
+    return g - c1 * b, ZERO, ZERO
+
+
+# --- poly1_softmax_cross_entropy (optax poly_loss_cross_entropy): p0 = epsilon -------------
+# ℓ = −Σ y log q + ε Σ y (1 − q), q = softmax(x).  Sums: s0 = Σe, s1 = Σ y(x − m),
+# s2 = Σy, s3 = Σ y e, so Σ y q = s3/s0.
+# ∂ℓ/∂x_j = S q_j − y_j − ε q_j (y_j − Σ y q)      (S = Σy)
+# ∂ℓ/∂y_j = −log q_j + ε (1 − q_j)
+
+def poly_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    d = shifted(a, m)
+    e = expn(d)
+    t = ZERO if b == ZERO else b * d            # 0 * -inf = 0 for masked classes
+    bad = ONE if (b < ZERO or b == INF) else ZERO
+    return e, t, b, b * e, bad
+
+
+def poly_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    lse = log(s0)
+    qy = s3 / s0
+    pt = s2 - qy                                # Σ y (1 − q) >= 0 but for rounding
+    pt = 0.0 if pt < 0 else pt                  # (keeps NaN)
+    loss = (s2 * lse - s1) + p0 * pt
+    return loss, gs * (s2 + p0 * qy) / s0, gs, gs * p0 / s0, lse + p0
+
+
+def poly_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    ce = c2 * e
+    ga = c0 * e - c1 * b - ce * b
+    gb = c1 * (c3 - shifted(a, m)) - ce
+    return ga, gb, ZERO
+
+
+def poly_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return poly_f3k(expn(shifted(a, m)), a, b, c, wj, j, k, m, xk, c0, c1, c2, c3,
+                    p0, p1, p2, p3)
+
+
+# --- multilabel_soft_margin (PyTorch): a = logits, b = targets; (1/C) Σ w_j bce(x_j, y_j) --
+# bce(x, y) = log1p(e^−|x|) + (1 − y)·x⁺ + y·x⁻ (softplus(x) − y x without cancellation;
+# a zero factor times an infinite |x| is 0); gradient w_j (σ(x) − y)/C, σ and 1 − σ from
+# one exponential.  Hessian w_j σ(1 − σ)/C.
+
+def mlsm_parts(a):
+    e = expn(-abs(a))
+    r = ONE / (ONE + e)
+    er = e * r
+    pos = a >= ZERO
+    return e, (r if pos else er), (er if pos else r)
+
+
+def mlsm_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    e = expn(-abs(a))
+    u = ssub(ONE, b) if a >= ZERO else b
+    lin = ZERO if u == ZERO else u * abs(a)
+    v = log1pu(e) + lin                         # NaN logit: log1pu(NaN)
+    v = (ZERO if v == v else v) if wj == ZERO else wj * v   # a NaN stays NaN
+    return v, ZERO, ZERO, ZERO, ZERO
+
+
+def mlsm_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return s0 / n, gs / n, 0.0, 0.0, 0.0
+
+
+def mlsm_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    e, p, q = mlsm_parts(a)
+    return (c0 * wj) * (ssub(ONE, b) * p - b * q), ZERO, ZERO
+
+
+def mlsm_hfin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return 0.0
+
+
+def mlsm_h3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    e, p, q = mlsm_parts(a)
+    return (c0 * wj) * (p * q)
+
+
+# --- categorical_focal_cross_entropy (Keras, from logits; integer labels) -----------------
+# ℓ = −α (1 − p_k)^γ log p_k, p = softmax(x); p0 = α, p1 = γ.
+# s1 = Σ_{j≠k} e_j gives 1 − p_k = s1/s0 without cancellation; log p_k = −log1p(s1/e_k)
+# where p_k >= 1/2 (accurate as p_k → 1), (x_k − m) − lse elsewhere.
+# ∂ℓ/∂x_j = g·(p_j − δ_jk),  g = α (1 − p_k)^γ (1 − γ p_k log p_k / (1 − p_k)) >= 0;
+# the label's entry is −g (1 − p_k), written directly (fixk).  Limits: at p_k = 1,
+# log p_k / (1 − p_k) → −1; at p_k = 0 the γ term vanishes (g = α).
+
+def powu(u, a):
+    """u**a for u in [0, 1], a >= 0, with 0**0 = 1 (float64)."""
+    return exp(a * log(u)) if u > 0 else (1.0 if a == 0 else 0.0 * u)
+
+
+def cfoc_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    e = expn(shifted(a, m))
+    return e, (ZERO if j == k else e), ZERO, ZERO, ZERO
+
+
+def cfoc_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    dk = shifted(xk, m) * ONE64
+    ek = exp(dk)
+    pk = ek / s0
+    q = s1 / s0
+    lp = -log1p(s1 / ek) if pk >= 0.5 else dk - log(s0)
+    f = powu(q, p1)
+    loss = -(p0 * f) * lp
+    r = lp / q if q > 0 else -1.0
+    t = 0.0 if pk == 0 else p1 * pk * r
+    g = gs * p0 * f * (1.0 - t)
+    return loss, g / s0, 0.0, g * q, 0.0
+
+
+def cfoc_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return c0 * e, ZERO, ZERO
+
+
+def cfoc_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return c0 * expn(shifted(a, m)), ZERO, ZERO
+
+
+def cfoc_fixk(g, c0, c1, c2, c3):
+    return -c2

@@ -17,8 +17,8 @@ class Param:
     """A numeric loss parameter: name, default and the rule it must satisfy.
 
     Rules: ``"any"`` (finite), ``">0"``, ``">=0"``, ``"open01"`` (0 < v < 1),
-    ``"closed01"`` (0 <= v <= 1), ``"eps"`` (0 <= v < 0.5), ``"alpha"`` (v <= 1: a
-    weight in [0, 1], negative to disable it), ``"bool"``.
+    ``"open12"`` (1 < v < 2), ``"closed01"`` (0 <= v <= 1), ``"eps"`` (0 <= v < 0.5),
+    ``"alpha"`` (v <= 1: a weight in [0, 1], negative to disable it), ``"bool"``.
     """
 
     name: str
@@ -31,6 +31,7 @@ _RULES = {
     ">0": (lambda v: v > 0, "> 0"),
     ">=0": (lambda v: v >= 0, ">= 0"),
     "open01": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "open12": (lambda v: 1 < v < 2, "in (1, 2)"),
     "closed01": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "eps": (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
     "alpha": (lambda v: v <= 1, "in [0, 1] (or negative, to disable the weighting)"),

@@ -32,11 +32,20 @@ def _cases():
         ("skl", fl.softmax_kl_divergence, (x, y), {}),
         ("mh", fl.multiclass_hinge, (a, k), {"margin": 0.5}),
         ("mhcs", fl.multiclass_hinge, (a, k), {"kind": "crammer_singer"}),
+        ("mh2", fl.multiclass_hinge, (a, k), {"margin": 0.5, "p": 2}),
+        ("mhcs2", fl.multiclass_hinge, (a, k), {"kind": "crammer_singer", "p": 2}),
         ("cemb", fl.cosine_embedding, (a, b, pm), {"margin": -0.5}),
         ("cdist", fl.cosine_distance, (a, b), {}),
         ("trip", fl.triplet_margin, (a, b, c), {}),
         ("trips", fl.triplet_margin, (a, b, c), {"squared": True}),
         ("mpse", fl.mean_pairwise_squared_error, (a, b), {}),
+        ("nll", fl.nll_loss, (np.log(y), np.array([1, 3, -100])),
+         {"class_weight": RNG.random(C) + 0.1}),
+        ("chinge", fl.categorical_hinge, (a * 2, y), {}),
+        ("poly", fl.poly1_softmax_cross_entropy, (x, y), {"epsilon": 1.5}),
+        ("mlsm", fl.multilabel_soft_margin, (x, (y > 0.2).astype(float)),
+         {"class_weight": RNG.random(C) + 0.1}),
+        ("cfoc", fl.categorical_focal_cross_entropy, (x, np.array([0, 2, 3])), {"gamma": 1.5}),
     ]
 
 

@@ -20,6 +20,8 @@ def _cases():
         ("ice", fl.softmax_cross_entropy_with_integer_labels, (x, np.array([0, -100, 4])),
          {"class_weight": RNG.random(C) + 0.1, "label_smoothing": 0.2}),
         ("sce", fl.softmax_cross_entropy, (x, y), {"label_smoothing": 0.1}),
+        ("mlsm", fl.multilabel_soft_margin, (x, (y > 0.5).astype(float)),
+         {"class_weight": RNG.random(C) + 0.1}),
     ]
 
 
