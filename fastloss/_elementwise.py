@@ -108,13 +108,16 @@ def _domain_error(spec, bad: int):
 
 def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="auto", out=None,
         want_grad=False, want_hess=False, grad_out=None, hess_out=None, argnums=(0,),
-        stream=None, device_result=False, n_threads=None, sum_from=None):
+        stream=None, device_result=False, n_threads=None, sum_from=None, check_first=True):
     """Value (and gradient / diagonal Hessian w.r.t. ``pred``) of one elementwise loss.
 
     Returns ``(value, {"pred": grad}, hess)``; ``grad`` and ``hess`` refer to the reduced
     value (with ``reduction="none"``, to the sum of the per-element losses).
     ``sum_from``: a one-element list holding a running float64 total (host only); the
     kernel continues it (:mod:`fastloss._cpu.fold`) and the new total is stored back.
+    ``check_first=False`` (for callers that own the output buffers, as ``fastloss.score``):
+    no separate domain pass before the kernel; a domain error still raises, after the
+    kernel has written the buffers.
     """
     pred, target = inputs["pred"], inputs["target"]
     key = None
@@ -170,7 +173,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
             given.append(("hess_out", out_h))
         # converted or broadcast inputs are fresh copies: only the others can overlap
         bufs, copies = unalias(fn, given, (x if x is x0 else None, y if y is y0 else None, w))
-        if spec.check is not None and n:
+        if spec.check is not None and n and check_first:
             # a domain error must leave the caller's buffers as they were: check the domain
             # here (one vectorized pass, only when buffers were passed) instead of after
             # the kernel wrote them

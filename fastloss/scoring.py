@@ -540,6 +540,10 @@ def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None):
     if has_out:
         kw["out"] = bufs["out"]
     req = {} if sum_from is None else {"sum_from": sum_from}
+    if info.kind == "elementwise":
+        # the buffers are score's (a chunk of the output, or scratch): a domain error
+        # raises ScoreDataError either way, so no separate domain pass before the kernel
+        req["check_first"] = False
     if want_grad:
         req.update(want_grad=True, argnums=(0,), grad_out=bufs.get("grad"))
         if "hess" in bufs:
