@@ -240,8 +240,14 @@ def _plan_key(spec, params, reduction, want_grad, want_hess, pred, target):
         t = type(v)
         if not (t is float or t is int or t is bool):
             return None
+    return _key_head(spec, reduction, want_grad, want_hess, pred, target) + (
+        tuple(map(type, pv)), pv)
+
+
+def _key_head(spec, reduction, want_grad, want_hess, pred, target) -> tuple:
+    """The plan key's part that is not the parameters."""
     return (spec.name, reduction, want_grad, want_hess, pred.dtype, target.dtype, pred.shape,
-            target.shape, tuple(map(type, pv)), pv)
+            target.shape)
 
 
 def default_tail(spec) -> tuple:
@@ -259,8 +265,7 @@ def small_call(spec, tail, args, want_grad, want_hess):
     if type(x) is not np.ndarray or type(y) is not np.ndarray or x.size >= _SMALL \
             or not (x.flags.c_contiguous and y.flags.c_contiguous):
         return None
-    plan = _PLANS.get((spec.name, "mean", want_grad, want_hess, x.dtype, y.dtype, x.shape,
-                       y.shape) + tail)
+    plan = _PLANS.get(_key_head(spec, "mean", want_grad, want_hess, x, y) + tail)
     return None if plan is None else _run_planned(spec, plan, x, y)
 
 

@@ -38,17 +38,8 @@ from .._math.strict import sadd  # noqa: E402
 
 
 
-@intrinsic(prefer_literal=True)
-def stack_empty(typingctx, size, dtype):
-    """A 1-D array of ``size`` (a literal) elements of ``dtype`` on the stack of the running
-    function (an ``alloca`` in its entry block; per thread inside a ``prange``).  LLVM knows
-    a local that does not escape aliases no argument, so a loop that loads inputs and
-    stores only into such arrays is vectorized without a run-time alias check."""
-    if not isinstance(size, types.IntegerLiteral):
-        return None
-    ty = getattr(dtype, "dtype", dtype)
-    if not isinstance(ty, types.Float):
-        return None
+def _stack_array(size, ty):
+    """Signature and codegen of a stack array of ``size`` (a literal) elements of ``ty``."""
     n = size.literal_value
     arrty = types.Array(ty, 1, "C")
 
@@ -65,7 +56,32 @@ def stack_empty(typingctx, size, dtype):
                                meminfo=None)
         return ary._getvalue()
 
+    return arrty, codegen
+
+
+@intrinsic(prefer_literal=True)
+def stack_empty(typingctx, size, dtype):
+    """A 1-D array of ``size`` (a literal) elements of ``dtype`` on the stack of the running
+    function (an ``alloca`` in its entry block; per thread inside a ``prange``).  LLVM knows
+    a local that does not escape aliases no argument, so a loop that loads inputs and
+    stores only into such arrays is vectorized without a run-time alias check."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    ty = getattr(dtype, "dtype", dtype)
+    if not isinstance(ty, types.Float):
+        return None
+    arrty, codegen = _stack_array(size, ty)
     return arrty(size, dtype), codegen
+
+
+@intrinsic(prefer_literal=True)
+def stack_like(typingctx, size, value):
+    """:func:`stack_empty` with the dtype of a float ``value`` (a term whose type the
+    compiled math decides: float32, or float64 where it widens)."""
+    if not isinstance(size, types.IntegerLiteral) or not isinstance(value, types.Float):
+        return None
+    arrty, codegen = _stack_array(size, value)
+    return arrty(size, value), codegen
 
 
 def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in):

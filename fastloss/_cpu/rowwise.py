@@ -34,12 +34,12 @@ and chunked kernels store the same bits.
 """
 import numpy as np
 from llvmlite import ir
-from numba import float64 as F64, prange, types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._math.strict import sadd
-from .elementwise import stack_empty
+from .elementwise import stack_like
 from .fold import chunk_sum
 
 f1 = None           # bound per loss (see fastloss._math.rowwise)
@@ -116,29 +116,42 @@ def _rowmax(a, b, lo, hi, k):
 
 
 def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
-    """Σ_j f2(...) over [lo, hi), in one fixed order: per block of ``BLK`` columns the
-    terms go to stack arrays and each is summed in float64 by
+    """Σ_j f2(...) over [lo, hi) (lo < hi), in one fixed order: per block of ``BLK``
+    columns the terms go to stack arrays and each is summed in float64 by
     :func:`fastloss._cpu.fold.chunk_sum` (a loop whose grouping depends on the block length
     only), the block sums added in order with strict adds.  A sum accumulated inside the
     loop that evaluates ``f2`` would be grouped as LLVM vectorizes that loop, which differs
     between the parallel kernel, its serial twin and the chunked kernel (their gradients
-    were 1 ulp apart on some machines).  With ``KEEP`` (and a gradient wanted) the first
-    terms are then copied to gA: no loop both reads the inputs and stores into a caller's
-    buffer (whose vector/scalar path would depend on its address)."""
+    were 1 ulp apart on some machines).  The stack arrays have the terms' own type
+    (``stack_like``: the dtype, float64 where the math widens, as squared norms do), typed
+    from the first column's terms, computed before the loop.  With ``KEEP`` (and a gradient
+    wanted) the first terms are then copied to gA: no loop both reads the inputs and stores
+    into a caller's buffer (whose vector/scalar path would depend on its address)."""
     one = FT(1.0)
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     s4 = 0.0
-    q0 = stack_empty(BLK, F64)   # float64: some losses' terms are float64 (squared norms)
-    q1 = stack_empty(BLK, F64)
-    q2 = stack_empty(BLK, F64)
-    q3 = stack_empty(BLK, F64)
-    q4 = stack_empty(BLK, F64)
+    u = np.uint64(lo)
+    wj = one
+    if HAS_CW:
+        wj = CW[u]
+    w0, w1, w2, w3, w4 = f2(a[u], b[u], c[u], wj, lo, k, m, xk, p0, p1, p2, p3)
+    q0 = stack_like(BLK, w0)
+    q1 = stack_like(BLK, w1)
+    q2 = stack_like(BLK, w2)
+    q3 = stack_like(BLK, w3)
+    q4 = stack_like(BLK, w4)
+    q0[0] = w0
+    q1[0] = w1
+    q2[0] = w2
+    q3[0] = w3
+    q4[0] = w4
     for j0 in range(lo, hi, BLK):
         n = min(j0 + BLK, hi) - j0
-        for jj in range(n):
+        first = 1 if j0 == lo else 0       # (the first column is computed above)
+        for jj in range(first, n):
             j = j0 + jj
             u = np.uint64(j)
             wj = one
@@ -153,7 +166,7 @@ def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
             q4[q] = v4
         if KEEP and gA is not None:
             for jj in range(n):
-                gA[i, np.uint64(j0 + jj)] = FT(q0[np.uint64(jj)])
+                gA[i, np.uint64(j0 + jj)] = q0[np.uint64(jj)]
         s0 = sadd(s0, chunk_sum(q0, n))
         s1 = sadd(s1, chunk_sum(q1, n))
         s2 = sadd(s2, chunk_sum(q2, n))
