@@ -13,7 +13,9 @@ from .losses_elementwise import *  # noqa: F401,F403
 from .losses_elementwise import __all__ as _ew
 from .losses_rowwise import *  # noqa: F401,F403
 from .losses_rowwise import __all__ as _rw
-from ._ctc import ctc_loss, ctc_greedy_decode
+from ._ctc import ctc_greedy_decode, ctc_loss, ctc_loss_with_forward_probs
+from ._ctc_beam import ctc_beam_search_decode
+from ._metric import contrastive, lifted_struct, npairs, ntxent, triplet_semihard
 from .collection import LossCollection
 from . import gluon, slim  # noqa: E402  (thin compatibility layers; no numba at import)
 from .scoring import ScoreDataError, ScoreResult, score  # streaming; no optional import
@@ -26,4 +28,6 @@ __version__ = "0.1.0"
 __all__ = ["LOSSES", "value_and_grad", "grad", "grad_and_hessian", "ctc_loss", "ctc_greedy_decode",
            "LossCollection", "gluon", "slim",
            "set_num_threads", "get_num_threads", "threads", "prepare", "Prepared",
-           "score", "ScoreResult", "ScoreDataError", *_ew, *_rw]
+           "score", "ScoreResult", "ScoreDataError", *_ew, *_rw,
+           "contrastive", "npairs", "ntxent", "triplet_semihard", "lifted_struct",
+           "ctc_loss_with_forward_probs", "ctc_beam_search_decode"]

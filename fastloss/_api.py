@@ -49,6 +49,8 @@ class LossInfo:
         ps = [_P(n, _P.POSITIONAL_OR_KEYWORD) for n in self.inputs]
         ps += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in self.params.items()]
         ps += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in self.common.items()]
+        if self.kind in WHERE_KINDS:
+            ps.append(_P("where", _P.KEYWORD_ONLY, default=None))
         return inspect.Signature(ps)
 
     def call(self, args, kwargs, **request):
@@ -67,8 +69,11 @@ class LossInfo:
         inputs = dict(zip(names, args))
         params = dict(self.params)
         common = dict(self.common)
+        where = None
         for k, v in kwargs.items():
-            if k in params:
+            if k == "where" and self.kind in WHERE_KINDS:
+                where = v
+            elif k in params:
                 params[k] = v
             elif k in common:
                 common[k] = v
@@ -82,7 +87,11 @@ class LossInfo:
         if missing:
             raise TypeError(f"{self.name}: missing required argument(s) "
                             f"{', '.join(repr(n) for n in missing)}")
-        return self.runner({n: inputs[n] for n in names}, params, **common, **request)
+        inputs = {n: inputs[n] for n in names}
+        if where is not None or isinstance(params.get("axis"), tuple):
+            from ._callopts import run   # where= masks, tuple axes: rewritten calls
+            return run(self, inputs, params, common, where, request)
+        return self.runner(inputs, params, **common, **request)
 
 
 def _any_pandas(values) -> bool:
@@ -95,6 +104,7 @@ def _any_pandas(values) -> bool:
 
 
 LOSSES: dict[str, LossInfo] = {}
+WHERE_KINDS = ("elementwise", "rowwise", "ctc", "metric")   # the kinds taking where= (_callopts)
 
 
 def register(info: LossInfo) -> Callable:
@@ -141,10 +151,13 @@ def _docstring(info: LossInfo) -> str:
     first = info.inputs[0]
     for n in info.inputs:
         if kind == "elementwise":
-            text = T.INPUTS.get(("elementwise", n), "array_like.")
-            dom = spec.pred_domain if n == "pred" else spec.target_domain
+            text = T.INPUTS.get((name, n)) or T.INPUTS.get(("elementwise", n), "array_like.")
+            dom = (spec.pred_domain if n == "pred" else
+                   spec.target_domain if n == getattr(spec, "checked", "target") else None)
             if dom:
                 text += f" Values in {dom}."
+        elif (name, n) in T.INPUTS:   # a row-wise input of its own kind
+            text = T.INPUTS[(name, n)]
         elif n == getattr(spec, "labels", None):
             text = T.INPUTS[("rowwise", "labels", spec.label_kind)].format(first=first)
         elif getattr(spec, "flatten", False):
@@ -161,6 +174,11 @@ def _docstring(info: LossInfo) -> str:
         p = rules.get(k)
         if p is not None and p.rule == "bool":
             lines += [f"{k} : bool, default {v!r}"]
+        elif p is not None and k in getattr(spec, "per_element", ()):
+            lines += [f"{k} : float or array_like, default {v!r}",
+                      f"    Must be {T.RULES.get(p.rule, p.rule)}. An array broadcasts to "
+                      f"``{first}``'s shape (per class: shape (C,) for (N, C)); each entry "
+                      "follows the same rule."]
         elif p is not None:
             lines += [f"{k} : float, default {v!r}", f"    Must be {T.RULES.get(p.rule, p.rule)}."]
         else:
@@ -182,6 +200,15 @@ def _docstring(info: LossInfo) -> str:
         "    'auto' runs on CUDA when the inputs expose ``__cuda_array_interface__``.",
         "out : ndarray, optional",
         "    Buffer for the per-element (per-row) losses of ``reduction='none'``.",
+        "where : array_like of bool, optional",
+        "    Elements to include (optax's ``where``): " + (
+            "broadcastable to ``pred``'s shape" if kind == "elementwise" else
+            "shape (N,), one per sequence" if kind == "ctc" else
+            "broadcastable to the batch shape (rows)"
+            + ("; a mask of the inputs' shape masks classes" if name in
+               ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
+                "kl_divergence") else "")) + ". Masked ones have",
+        "    weight 0 and gradient 0 whatever they hold; 'mean' averages the others.",
         "n_threads : int, optional",
         "    CPU threads for this call: None (fastloss's default, see",
         "    :func:`fastloss.set_num_threads`), an int >= 1, or negative (-1: all).",
@@ -242,7 +269,7 @@ def _docstring(info: LossInfo) -> str:
         ">>> import numpy as np, fastloss",
     ]
     call = f"fastloss.value_and_grad(fastloss.{name})"
-    if kind == "elementwise":
+    if kind == "elementwise" and len(info.inputs) == 2:
         dom = ("poisson_nll" if name == "poisson_nll" else "prob" if spec.pred_domain
                else spec.target_domain or "regression")
         x, y = T.EW_INPUTS.get(dom, T.EW_INPUTS["regression"])
@@ -251,10 +278,10 @@ def _docstring(info: LossInfo) -> str:
         if exp:
             lines += [f'>>> fastloss.{name}(pred, target, reduction="none").round(4)', exp[0]]
             exp = exp[1:]
-    elif name in T.ROW_EXAMPLES:
-        setup, args = T.ROW_EXAMPLES[name]
+    elif name in T.ROW_EXAMPLES or name in T.EW3_EXAMPLES:
+        setup, args = T.ROW_EXAMPLES.get(name) or T.EW3_EXAMPLES[name]
         lines += [f">>> {s}" for s in setup]
-        exp = T.ROW_EXPECTED.get(name)
+        exp = T.ROW_EXPECTED.get(name) or T.EW3_EXPECTED.get(name)
     else:
         return "\n".join(lines[:-4])   # no example inputs known: no Examples section
     lines += [f">>> loss, g = {call}({args})"]
@@ -296,7 +323,7 @@ def _argnums(info: LossInfo, argnums):
     return single, nums
 
 
-def value_and_grad(fn, argnums=0):
+def value_and_grad(fn, argnums=None):
     """``fn``'s signature, returning ``(value, grad)`` from the loss's fused kernel.
 
     ``grad`` is the gradient of the reduced value (of the sum for ``reduction="none"``)
@@ -307,9 +334,11 @@ def value_and_grad(fn, argnums=0):
     ----------
     fn : callable
         A fastloss loss function (``fastloss.huber``, ``fastloss.LOSSES[name].func``).
-    argnums : int or tuple of int, default 0
+    argnums : int or tuple of int, optional
         The input(s) to differentiate, by position; each must be one of the loss's
-        differentiable inputs (``fastloss.LOSSES[name].differentiable``).
+        differentiable inputs (``fastloss.LOSSES[name].differentiable``). Default: the
+        first differentiable input (input 0, except for the metric losses whose labels
+        come first, as in TF-Slim: their first embedding input).
 
     Returns
     -------
@@ -342,8 +371,10 @@ class _Transform:
     ``grad_and_hessian``): a module-level callable holding the loss name, so that it pickles
     with plain :mod:`pickle` (Dask, multiprocessing) and unpickles to the same loss."""
 
-    def __init__(self, kind, name, argnums=0):
+    def __init__(self, kind, name, argnums=None):
         info = LOSSES[name]
+        if argnums is None:      # the first differentiable input
+            argnums = info.inputs.index(info.differentiable[0])
         self.kind, self.loss, self.argnums = kind, name, argnums
         self._info = info
         self._single, self._nums = _argnums(info, argnums)
@@ -378,15 +409,16 @@ class _Transform:
         return gr if self.kind == "grad" else (v, gr)
 
 
-def grad(fn, argnums=0):
+def grad(fn, argnums=None):
     """Like :func:`value_and_grad` but returns only the gradient.
 
     Parameters
     ----------
     fn : callable
         A fastloss loss function.
-    argnums : int or tuple of int, default 0
-        The input(s) to differentiate, by position.
+    argnums : int or tuple of int, optional
+        The input(s) to differentiate, by position (default: the first differentiable
+        input, as :func:`value_and_grad`).
 
     Returns
     -------

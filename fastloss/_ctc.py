@@ -16,7 +16,7 @@ from ._api import LossInfo, register
 from ._compile import cached, cpu_kernel, dtype_tag, namespace
 from ._validate import as_float, as_host_array, check_choice, check_out, float_dtype_of
 
-__all__ = ["ctc_loss", "ctc_greedy_decode"]
+__all__ = ["ctc_loss", "ctc_greedy_decode", "ctc_loss_with_forward_probs"]
 
 MATH = "fastloss._math.ctc"
 NAME = "ctc_loss"
@@ -104,6 +104,8 @@ def _host(a, name, fn):
     if _device.on_cuda(a):
         from numba import cuda
         try:
+            if hasattr(a, "copy_to_host"):      # a Numba device array (the simulator's too)
+                return a.copy_to_host()
             return cuda.as_cuda_array(a).copy_to_host()
         except Exception as exc:
             raise TypeError(f"{fn}: {name} cannot be read as a CUDA array ({exc})") from None
@@ -182,19 +184,21 @@ def _extended(pad, lab_len, blank):
     return ext, skipok
 
 
-def _weights(sample_weight, n, fn):
+def _weights(sample_weight, n, fn, per="sequence", host=None):
+    """One float64 weight per batch item (``per`` names it in the message), or None."""
     if sample_weight is None:
         return None
-    w = _host(sample_weight, "sample_weight", fn)
+    w = (host or _host)(sample_weight, "sample_weight", fn)
     float_dtype_of(w, "sample_weight", fn)
     if w.ndim == 0:
         w = np.full(n, float(w))
     if w.shape != (n,):
         raise ValueError(f"{fn}: sample_weight must be a scalar or have shape ({n},) "
-                         f"(one weight per sequence), got shape {w.shape}")
-    w = w.astype(np.float64)
-    if np.any(w < 0):
-        raise ValueError(f"{fn}: sample_weight must be non-negative, found {w[w < 0][0]}")
+                         f"(one weight per {per}), got shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    neg = w < 0
+    if neg.any():
+        raise ValueError(f"{fn}: sample_weight must be non-negative, found {w[neg][0]}")
     return w
 
 
@@ -615,6 +619,25 @@ ctc_loss.__doc__ = _DOC
 
 # --- greedy decoding --------------------------------------------------------------------------
 
+def decoder_inputs(logits, input_lengths, blank, layout, fn):
+    """(host logits as (N, T, C), their dtype, blank, input lengths) of a decoder, checked."""
+    blank = _check_int(blank, "blank", fn)
+    layout = check_choice(layout, LAYOUTS, "layout", fn)
+    x = _host(logits, "logits", fn)
+    if x.ndim != 3:
+        raise ValueError(f"{fn}: logits must be 3-D ({layout}), got shape {x.shape}")
+    dt = float_dtype_of(x, "logits", fn)
+    if layout == "TNC":
+        x = x.transpose(1, 0, 2)
+    N, T, C = x.shape
+    if not 0 <= blank < C:
+        raise ValueError(f"{fn}: blank must lie in [0, {C}) (C = logits.shape[-1]), got {blank}")
+    in_len = _lengths(input_lengths, "input_lengths", N, fn)
+    if in_len.size and in_len.max() > T:
+        raise ValueError(f"{fn}: input_lengths must be <= T = {T}, found {int(in_len.max())}")
+    return x, dt, blank, in_len
+
+
 def ctc_greedy_decode(logits, input_lengths, *, blank=0, layout="NTC"):
     """Best-path decoding: argmax per frame, merge repeats, drop blanks.
 
@@ -629,20 +652,8 @@ def ctc_greedy_decode(logits, input_lengths, *, blank=0, layout="NTC"):
         The number of decoded labels per sequence.
     """
     fn = "ctc_greedy_decode"
-    blank = _check_int(blank, "blank", fn)
-    layout = check_choice(layout, LAYOUTS, "layout", fn)
-    x = _host(logits, "logits", fn)
-    if x.ndim != 3:
-        raise ValueError(f"{fn}: logits must be 3-D ({layout}), got shape {x.shape}")
-    float_dtype_of(x, "logits", fn)
-    if layout == "TNC":
-        x = x.transpose(1, 0, 2)
+    x, _, blank, in_len = decoder_inputs(logits, input_lengths, blank, layout, fn)
     N, T, C = x.shape
-    if not 0 <= blank < C:
-        raise ValueError(f"{fn}: blank must lie in [0, {C}) (C = logits.shape[-1]), got {blank}")
-    in_len = _lengths(input_lengths, "input_lengths", N, fn)
-    if in_len.size and in_len.max() > T:
-        raise ValueError(f"{fn}: input_lengths must be <= T = {T}, found {int(in_len.max())}")
     best = np.argmax(x, axis=-1) if C else np.zeros((N, T), np.int64)
     prev = np.concatenate([np.full((N, 1), -1), best[:, :-1]], axis=1)
     keep = (best != blank) & (best != prev) & (np.arange(T)[None, :] < in_len[:, None])
@@ -652,3 +663,91 @@ def ctc_greedy_decode(logits, input_lengths, *, blank=0, layout="NTC"):
     rows = np.nonzero(keep)
     out[rows[0], pos[rows]] = best[rows]
     return out, lengths
+
+
+# --- forward variables ------------------------------------------------------------------------
+
+def _forward_kernel():
+    """The forward-variable kernel (compiled on first use only: ``ctc_loss`` never needs it)."""
+    from numba import njit
+
+    from ._cpu import ctc as tmpl
+
+    lae = cached(("ctc-lae",), lambda: njit(error_model="numpy")(tmpl._lae))
+    return cpu_kernel(tmpl.ctc_forward_kernel, "ctcfwd", {"_lae": lae}, parallel=not DEBUG,
+                      boundscheck=True if DEBUG else None)
+
+
+def ctc_loss_with_forward_probs(logits, labels, input_lengths, label_lengths, *, blank=0,
+                                layout="NTC", log_probs=False, n_threads=None):
+    """CTC loss per sequence and its log forward variables (optax's
+    ``ctc_loss_with_forward_probs`` layout).
+
+    Returns ``(loss, logalpha_blank, logalpha_nonblank)``:
+
+    * ``loss`` (N,): ``ctc_loss(..., reduction="none")`` (the same numbers);
+    * ``logalpha_blank`` (T, N, L + 1), time-major whatever ``layout``:
+      ``[t, n, j]`` = log α_t(2j), the log-probability of frames 0..t (emissions included)
+      summed over the alignments that have emitted the first j labels of sequence n and
+      are in the blank after them at frame t;
+    * ``logalpha_nonblank`` (T, N, L): ``[t, n, j]`` = log α_t(2j + 1), the same for the
+      alignments that are in label j (0-based, so j + 1 labels emitted) at frame t;
+
+    with L = max(label_lengths) and p_t = softmax of frame t (``log_probs=True``: ``logits``
+    are already log-probabilities).  Hence
+    ``loss[n] = −logaddexp(logalpha_blank[T_n − 1, n, L_n], logalpha_nonblank[T_n − 1, n,
+    L_n − 1])`` for T_n = input_lengths[n] > 0.
+
+    Differences from optax (whose ``log_epsilon`` stands for log 0): impossible states are
+    ``-inf``; states past a sequence's label length are ``-inf`` (optax runs the recursion
+    over the padding labels); frames past ``input_lengths[n]`` repeat the last valid
+    frame's row, as optax's padded frames do (all ``-inf`` when ``input_lengths[n] = 0``),
+    but the last frame's blank row holds α_t(2j) itself, not optax's α_t(2j) + α_t(2j − 1).
+
+    The forward variables are computed by a kernel of their own (float64, log space),
+    compiled on first use of this function; ``ctc_loss`` is unchanged by it.  CPU only
+    (CUDA inputs are copied to the host).  Arguments as :func:`ctc_loss`.
+
+    Returns
+    -------
+    loss : ndarray (N,)
+        Per-sequence −log p(labels | logits), logits' dtype.
+    logalpha_blank : ndarray (T, N, L + 1)
+        Log forward variables of the blank states, logits' dtype.
+    logalpha_nonblank : ndarray (T, N, L)
+        Log forward variables of the label states, logits' dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> loss, lab_b, lab_nb = fastloss.ctc_loss_with_forward_probs(
+    ...     np.zeros((1, 2, 3)), np.array([[1]]), np.array([2]), np.array([1]))
+    >>> lab_b.shape, lab_nb.shape
+    ((2, 1, 2), (2, 1, 1))
+    >>> round(float(np.exp(lab_b[1, 0, 1]) + np.exp(lab_nb[1, 0, 0])), 4), round(1 / 3, 4)
+    (0.3333, 0.3333)
+    """
+    fn = "ctc_loss_with_forward_probs"
+    params = {"blank": blank, "layout": layout, "zero_infinity": False, "log_probs": log_probs}
+    inputs = {"logits": _host(logits, "logits", fn), "labels": labels,
+              "input_lengths": input_lengths, "label_lengths": label_lengths}
+    p = _prepare(inputs, params, None, "none", fn)
+    nt = _threads.resolve(n_threads, fn)
+    dt = p["dt"]
+    x = as_float(p["xh"], dt, "logits")
+    pad = np.ascontiguousarray(p["ext"][:, 1::2])      # host labels, padded with blank
+    loss = np.asarray(ctc_loss(x, pad, p["in_len"], p["lab_len"], blank=p["blank"],
+                               layout=layout, log_probs=p["log_probs"], reduction="none",
+                               device="cpu", n_threads=n_threads))
+    N, T = p["N"], p["T"]
+    L = pad.shape[1]
+    ab = np.empty((T, N, L + 1))
+    an = np.empty((T, N, L))
+    if N and T:
+        from ._cpu import launch, want_parallel
+
+        x64 = np.ascontiguousarray(x.transpose(1, 0, 2) if p["tnc"] else x, np.float64)
+        launch(_forward_kernel(), x64, p["log_probs"], pad,
+               p["lab_len"], p["in_len"], p["blank"], ab, an,
+               parallel=want_parallel("ctc", x64.size, nt), n_threads=nt)
+    return loss, ab.astype(dt, copy=False), an.astype(dt, copy=False)

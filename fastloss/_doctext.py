@@ -8,6 +8,12 @@ gradient's shape and dtype.  Plain data, no imports: read at ``import fastloss``
 """
 
 LATEX = {
+    "gaussian_nll":
+        r"\ell(x, y, v) = \tfrac12 \Bigl(\log \tilde v + \frac{(x - y)^2}{\tilde v}\Bigr)"
+        r"\ \bigl[+\, \tfrac12 \log(2\pi) \text{ if full}\bigr],"
+        r"\qquad \tilde v = \max(v, \epsilon)",
+    "margin_ranking": r"\ell(x_1, x_2, y) = \max\bigl(0,\ -y\,(x_1 - x_2) + m\bigr),"
+                      r"\qquad y \in \{-1, +1\}",
     "absolute_error": r"\ell(x, y) = |x - y|",
     "squared_error": r"\ell(x, y) = (x - y)^2",
     "huber": r"\ell(x, y) = \begin{cases} \tfrac12 d^2 & |d| \le \delta \\"
@@ -92,6 +98,9 @@ LATEX = {
 
 # what the one-letter symbols of LATEX stand for, per loss
 SYMBOLS = {
+    "gaussian_nll": "x = ``input`` (the mean), y = ``target``, v = ``var`` (the variance), "
+                    "ε = ``eps``; PyTorch's ``gaussian_nll_loss``.",
+    "margin_ranking": "m = ``margin``; PyTorch's ``margin_ranking_loss``.",
     "huber": "δ = ``delta``.",
     "pseudo_huber": "δ = ``delta``.",
     "smooth_l1": "β = ``beta``.",
@@ -141,6 +150,11 @@ SYMBOLS = {
 }
 
 SUBGRADIENT = {
+    "gaussian_nll": "Smooth where var > eps. Where var < eps (clamped) the gradient w.r.t. "
+                    "``var`` is PyTorch's: the derivative at eps, ½ (1/eps − (x − y)²/eps²) "
+                    "(PyTorch clamps without recording the clamp in autograd).",
+    "margin_ranking": "At the margin (−y (x₁ − x₂) + m = 0) the subgradient is −y w.r.t. "
+                      "``input1`` and y w.r.t. ``input2``, as PyTorch's ``clamp_min``.",
     "absolute_error": "At pred = target the gradient is 0 (sign(0) = 0).",
     "squared_error": "Smooth everywhere.",
     "huber": "Continuously differentiable; the Hessian is 1 for |d| ≤ delta, 0 beyond.",
@@ -233,6 +247,17 @@ RULES = {
 
 # the array inputs' shapes, per kind (and per loss where it differs)
 INPUTS = {
+    ("gaussian_nll", "input"): "float32 or float64 (integers become float64). Any shape: "
+                               "the result's.",
+    ("gaussian_nll", "target"): "Broadcastable to ``input``'s shape.",
+    ("gaussian_nll", "var"): "Non-negative variances: ``input``'s shape, that shape without "
+                             "the last axis, the same number of axes with one of size 1 "
+                             "(PyTorch's rule), or a scalar.",
+    ("margin_ranking", "input1"): "float32 or float64 (integers become float64). Any shape: "
+                                  "the result's.",
+    ("margin_ranking", "input2"): "Broadcastable to ``input1``'s shape.",
+    ("margin_ranking", "target"): "Broadcastable to ``input1``'s shape. Labels -1 or +1 "
+                                  "(PyTorch does not check them; fastloss raises).",
     ("elementwise", "pred"): "float32 or float64 (integers become float64). "
                              "Any shape.",
     ("elementwise", "target"): "Broadcastable to ``pred``'s shape.",
@@ -422,3 +447,114 @@ ROW_EXPECTED = {
         "array([[-0.0129,  0.0092,  0.0037],\n       [ 0.0166,  0.1226, -0.1392]])",
     ),
 }
+
+# examples of the elementwise losses of three arrays: (setup lines, call), as ROW_EXAMPLES
+EW3_EXAMPLES = {
+    "gaussian_nll": (
+        ["input = np.array([0.5, 1.0, 2.0])",
+         "target = np.array([0.0, 1.5, 1.0])",
+         "var = np.array([0.5, 1.0, 2.0])"],
+        "input, target, var"),
+    "margin_ranking": (
+        ["input1 = np.array([1.0, 0.2, -0.5])",
+         "input2 = np.array([0.5, 0.4, 0.0])",
+         "target = np.array([-1.0, 1.0, 1.0])"],
+        "input1, input2, target"),
+}
+
+# (mean, gradient of the mean w.r.t. the first input), checked by tests/test_elementwise_third.py
+EW3_EXPECTED = {
+    "gaussian_nll": ("0.2083", "array([ 0.3333, -0.1667,  0.1667])"),
+    "margin_ranking": ("0.4", "array([ 0.3333, -0.3333, -0.3333])"),
+}
+
+
+# ------------------------------------------------ row-wise options and losses (class axis)
+LATEX.update({
+    "multilabel_margin":
+        r"\ell(s, Y) = \frac{1}{C} \sum_{j \in Y} \sum_{i \notin Y} \max(0,\ 1 - s_j + s_i)",
+    "multiclass_sparsemax_loss":
+        r"\ell(z, k) = \sum_c p_c\,(z_c - z_k) + \tfrac{1}{2}\Bigl(1 - \sum_c p_c^2\Bigr),"
+        r"\qquad p = \operatorname{sparsemax}(z) = \max(z - \tau, 0),\ \sum_c p_c = 1",
+    "dice": r"\ell(p, t) = 1 - \frac{2 \sum_i p_i t_i + s_{nr}}{\sum_i p_i + \sum_i t_i"
+            r" + s_{dr}}",
+    "tversky": r"\ell(p, t) = 1 - \frac{\sum_i p_i t_i + s_{nr}}{\sum_i p_i t_i"
+               r" + \alpha \sum_i p_i (1 - t_i) + \beta \sum_i (1 - p_i)\, t_i + s_{dr}}",
+})
+SYMBOLS.update({
+    "multilabel_margin": "Per row (last axis); Y the row's listed target classes (with "
+                         "repeats), C classes.",
+    "multiclass_sparsemax_loss": "Per row along ``axis``; k the label, τ the sparsemax "
+                                 "threshold.",
+    "dice": "Per sample: i runs over every non-batch element; s_nr = ``smooth_nr``, "
+            "s_dr = ``smooth_dr``.",
+    "tversky": "Per sample: i runs over every non-batch element; α = ``alpha`` (false "
+               "positives), β = ``beta`` (false negatives).",
+})
+SUBGRADIENT.update({
+    "multilabel_margin": "At a pair's kink (s_j − s_i = 1) that pair's subgradient is 0.",
+    "multiclass_sparsemax_loss": "Continuously differentiable; the Hessian jumps where the "
+                                 "support changes (its diagonal there is that of the "
+                                 "support z_c > τ).",
+    "dice": "Smooth where the denominator is positive.",
+    "tversky": "Smooth where the denominator is positive.",
+})
+PARAMS.update({
+    ("softmax_cross_entropy", "class_weight"): "array (C,), non-negative, optional. Weight "
+                                               "of each class (PyTorch's ``weight`` with "
+                                               "probability targets; 'mean' still divides "
+                                               "by the number of rows).",
+    ("multiclass_hinge", "class_weight"): "array (C,), non-negative, optional. w_y scales "
+                                          "the row (PyTorch's ``weight``; 'mean' divides by "
+                                          "the number of rows).",
+    ("cosine_embedding", "epsilon"): "float >= 0, optional. optax's form: norms clamped "
+                                     "below at epsilon, max(‖x‖, epsilon); ``eps`` is then "
+                                     "not used.",
+    ("triplet_margin", "p"): "float >= 1, default 2.0. The norm degree of the distances "
+                             "(PyTorch's ``p``).",
+    ("triplet_margin", "swap"): "bool, default False. Use min(d(a, n), d(p, n)) as the "
+                                "negative distance (PyTorch's distance swap).",
+    ("kl_divergence", "elementwise"): "bool, default False. Per-element terms for "
+                                      "'none', a mean over elements for 'mean' (PyTorch's "
+                                      "``kl_div`` semantics); ``reduction='batchmean'`` is "
+                                      "also taken (sum / size of the first axis).",
+    ("dice", "smooth_nr"): "float >= 0, default 1e-5. Added to the numerator (MONAI).",
+    ("dice", "smooth_dr"): "float >= 0, default 1e-5. Added to the denominator (MONAI).",
+    ("tversky", "alpha"): "float >= 0, default 0.5. Weight of the false positives.",
+    ("tversky", "beta"): "float >= 0, default 0.5. Weight of the false negatives.",
+    ("tversky", "smooth_nr"): "float >= 0, default 1e-5. Added to the numerator (MONAI).",
+    ("tversky", "smooth_dr"): "float >= 0, default 1e-5. Added to the denominator (MONAI).",
+})
+INPUTS.update({
+    ("multilabel_margin", "target"): "Integers, ``scores``' shape: each row lists target "
+                                     "class indices in [0, C), ended by the first "
+                                     "negative entry (-1).",
+})
+ROW_EXAMPLES.update({
+    "multilabel_margin": (
+        ["scores = np.array([[0.1, 0.2, 0.4, 0.8], [0.9, -0.5, 0.3, 0.0]])",
+         "target = np.array([[3, 0, -1, 1], [1, 2, -1, -1]])"],
+        "scores, target"),
+    "multiclass_sparsemax_loss": (
+        ["scores = np.array([[2.0, 1.0, 0.1], [0.5, 1.2, 1.0]])",
+         "labels = np.array([0, 2])"],
+        "scores, labels"),
+    "dice": (
+        ["pred = np.array([[0.9, 0.2, 0.7], [0.1, 0.6, 0.4]])",
+         "target = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])"],
+        "pred, target"),
+    "tversky": (
+        ["pred = np.array([[0.9, 0.2, 0.7], [0.1, 0.6, 0.4]])",
+         "target = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])"],
+        "pred, target"),
+})
+ROW_EXPECTED.update({
+    "multilabel_margin": ("1.2", "array([[-0.25,  0.25,  0.25, -0.25],\n"
+                                 "       [ 0.25, -0.25, -0.25,  0.25]])"),
+    "multiclass_sparsemax_loss": ("0.18", "array([[ 0. ,  0. ,  0. ],\n"
+                                          "       [ 0. ,  0.3, -0.3]])"),
+    "dice": ("0.2564", "array([[-0.1524,  0.1108, -0.1524],\n"
+                       "       [ 0.1041, -0.2185, -0.2185]])"),
+    "tversky": ("0.2564", "array([[-0.1524,  0.1108, -0.1524],\n"
+                          "       [ 0.1041, -0.2185, -0.2185]])"),
+})

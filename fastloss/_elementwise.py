@@ -37,6 +37,9 @@ def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN):
 
 
 def _build_kernel(spec, dtype, n):
+    if spec.arity != 2:   # (fastloss.prepare binds the two-array kernels only)
+        raise TypeError(f"{spec.name}: a loss of {spec.arity} arrays has no two-array kernel; "
+                        f"prepare() and the other two-array paths do not support it")
     from ._cpu.elementwise import ew_kernel
     from ._cpu.wide import transcendental
 
@@ -63,7 +66,7 @@ def loss_params(spec, params: dict) -> tuple:
         hit = _PARAMS.get(key)
         if hit is not None:
             return hit
-    vals = [check_param(p, params[p.name], spec.name) for p in spec.params]
+    vals = [check_param(p, params[p.name], spec.base or spec.name) for p in spec.params]
     out = tuple(vals + [0.0] * (3 - len(vals)))
     if plain and len(_PARAMS) < 1024:
         _PARAMS[key] = out
@@ -101,8 +104,8 @@ def _domain_count(spec, x, y):
 
 
 def _domain_error(spec, bad: int):
-    what = "pred and target" if spec.pred_domain else "target"
-    return ValueError(f"{spec.name}: {what} must lie in {spec.target_domain}; "
+    what = "pred and target" if spec.pred_domain else spec.checked
+    return ValueError(f"{spec.base or spec.name}: {what} must lie in {spec.target_domain}; "
                       f"{bad} element(s) do not")
 
 
@@ -119,6 +122,15 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     no separate domain pass before the kernel; a domain error still raises, after the
     kernel has written the buffers.
     """
+    if spec.per_element:
+        pname = _array_param(spec, params)
+        if pname is not None:   # an array parameter: the loss's three-array twin
+            return run3(twin_spec(spec, pname), {**inputs, pname: params[pname]}, params,
+                        sample_weight=sample_weight, reduction=reduction, device=device,
+                        out=out, want_grad=want_grad, want_hess=want_hess,
+                        grad_out=grad_out, hess_out=hess_out, argnums=(0,), stream=stream,
+                        device_result=device_result, n_threads=n_threads,
+                        sum_from=sum_from, check_first=check_first)
     pred, target = inputs["pred"], inputs["target"]
     key = None
     if (type(pred) is np.ndarray and type(target) is np.ndarray and sample_weight is None
@@ -306,7 +318,7 @@ def _reduce(s, wsum, reduction, out_l, dt):
 
 
 def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad, want_hess,
-              stream=None, device_result=False):
+              stream=None, device_result=False, third=None, want3=()):
     """The CUDA path: validation on metadata, everything else on the device, one stream.
 
     Host-side work is limited to what host inputs need (their validation and upload);
@@ -314,11 +326,13 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
     there); a device target or weight of another shape is broadcast there by a
     strided-gather kernel.  The single device-to-host copy is the 3-value result
     (value, invalid labels, negative weights), skipped with ``device_result=True``.
+    ``third``: (name, array, shape it is viewed as) of a loss of three arrays; ``want3``:
+    the names of its inputs whose gradients are wanted (the gradients come back by name).
     """
     from ._cuda import runtime
     from ._cuda.elementwise import kernel_for, launch_elementwise, weight_total as dev_wsum
 
-    fn = spec.name
+    fn = spec.base or spec.name
     meta = _device.shape_dtype(pred)
     if meta is None:
         xh = as_host_array(pred, "pred", fn)
@@ -326,14 +340,18 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
     shape, pdt = meta
     dt = float_dtype_of(np.empty(0, pdt), "pred", fn)
     named = {"pred": pred, "target": target, "sample_weight": sample_weight}
+    if third is not None:
+        named[third[0]] = third[1]
     st = runtime.resolve_stream(stream, kind, fn)
     alloc = runtime.Allocator(kind, st, runtime.torch_device(named))
     device_result = runtime.check_device_result(device_result, fn)
     n = int(np.prod(shape))
     flat = (n,)
 
-    def dev(a, name):
+    def dev(a, name, view=None):
         m = _device.shape_dtype(a)
+        if m is not None and view is not None:
+            m = (view, m[1])
         if m is not None and tuple(m[0]) == tuple(shape):
             float_dtype_of(np.empty(0, m[1]), name, fn)
             return _device.to_device(a, dt, name, fn, alloc, st).reshape(flat)
@@ -341,11 +359,15 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
             return _cuda_broadcast(a, m, shape, dt, name, fn, alloc, st)
         h = as_host_array(a, name, fn)
         float_dtype_of(h, name, fn)
-        h = broadcast_to_shape(as_float(h, dt, name), shape, name, "pred", fn)
+        if view is not None:
+            h = h.reshape(view)
+        h = broadcast_to_shape(as_float(h, dt, name), shape, name, spec.inputs[0], fn)
         return alloc.to_device(h.reshape(flat))
 
-    x = dev(pred, "pred")
-    y = dev(target, "target")
+    names = spec.inputs
+    x = dev(pred, names[0])
+    y = dev(target, names[1])
+    z = None if third is None else dev(third[1], third[0], third[2])
     w, ws, wtot, wsum_h = None, 1.0, None, None
     if sample_weight is not None:
         m = _device.shape_dtype(sample_weight)
@@ -367,6 +389,10 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
     out_l = alloc.empty(flat, dt) if reduction == "none" else None
     out_g = alloc.empty(flat, dt) if (want_grad or want_hess) else None
     out_h = alloc.empty(flat, dt) if want_hess else None
+    outs3 = None
+    if third is not None:
+        out_g = alloc.empty(flat, dt) if (want_hess or names[0] in want3) else None
+        outs3 = tuple(alloc.empty(flat, dt) if n in want3 else None for n in names[1:])
     mode = {"none": 0, "sum": 1, "mean": 2}[reduction]
     if n == 0:
         v0 = 0.0 if reduction != "mean" else np.nan
@@ -375,11 +401,13 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
     else:
         ns = namespace(MATH, "cuda")
         check = spec.check.__name__ if spec.check is not None else "ok_always"
-        kern = kernel_for(spec.name, ns, check, dt)
+        kern = kernel_for(spec.name, ns, check, dt, three=third is not None)
         view = (lambda o: None if o is None else o[1])
         res, value_d = launch_elementwise(kern, alloc, st, dt, x, y, w, ws, abc, gscale, wtot,
                                           view(out_l), view(out_g), view(out_h), mode,
-                                          wsum, device_result)
+                                          wsum, device_result, z=z,
+                                          outs3=None if outs3 is None else
+                                          tuple(map(view, outs3)))
         res_h = None if device_result else runtime.copy_to_host(res, st)
     if res_h is not None:
         if res_h[2] > 0:
@@ -397,6 +425,9 @@ def _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad
         value = value_d.reshape(())
     else:
         value = dt.type(res_h[0])
+    if third is not None:
+        grads = {n: wrap(o) for n, o in zip(names, (out_g, *outs3)) if n in want3}
+        return value, grads, wrap(out_h)
     return value, {"pred": wrap(out_g)}, wrap(out_h)
 
 
@@ -432,3 +463,320 @@ def _cuda_result(o, kind, shape, stream):
     if kind == "host":
         return runtime.copy_to_host(view, stream).reshape(shape)
     return native.reshape(shape)
+
+
+# --- losses of three arrays -----------------------------------------------------------------
+# gaussian_nll, margin_ranking (ELEMENTWISE3), and the twins of the losses whose parameters
+# also take an array (pos_weight, alpha): the same validation and outputs as ``run``, the
+# kernel template ``ew3_kernel`` (one kernel per loss and dtype, its outputs pruned per call).
+
+_KERNEL3_FOR: dict = {}
+_TWINS: dict = {}
+
+
+def _array_param(spec, params):
+    """The name of the first per-element parameter given as an array (ndim >= 1), or None."""
+    for pname in spec.per_element:
+        v = params[pname]
+        t = type(v)
+        if t is float or t is int or t is bool or v is None or isinstance(v, str):
+            continue
+        try:
+            nd = np.ndim(v)
+        except Exception:   # noqa: BLE001 - not array-like: the scalar check names it
+            continue
+        if nd >= 1:
+            return pname
+    return None
+
+
+def twin_spec(spec, pname):
+    """The three-array spec of ``spec`` with parameter ``pname`` read per element."""
+    key = (spec.name, pname)
+    tw = _TWINS.get(key)
+    if tw is None:
+        import importlib
+        from dataclasses import replace
+
+        mod = importlib.import_module(MATH)
+        fname = spec.per_element[pname]
+        tw = _TWINS[key] = replace(
+            spec, name=fname, fn=getattr(mod, fname), per_element={},
+            check=(getattr(mod, spec.per_element_check[pname])
+                   if pname in spec.per_element_check else None),
+            per_element_check={}, inputs=("pred", "target", pname), differentiable=("pred",),
+            checked="target", base=spec.name, z_shape="numpy")
+    return tw
+
+
+def cpu_kernel3_for(spec, dtype, n=PARALLEL_MIN):
+    """The cached three-array kernel of one loss (or twin) for one dtype."""
+    key = (spec.name, dtype_tag(dtype), n >= PARALLEL_MIN)
+    k = _KERNEL3_FOR.get(key)
+    if k is None:
+        from ._cpu.elementwise import ew3_kernel
+        from ._cpu.wide import transcendental
+        import numba
+
+        tag = dtype_tag(dtype)
+        ns = namespace(MATH, "cpu32" if tag == "f32" else "cpu64")
+        check = spec.check.__name__ if spec.check is not None else "ok_z_always"
+        parallel = n >= PARALLEL_MIN and not DEBUG
+        k = _KERNEL3_FOR[key] = cpu_kernel(
+            ew3_kernel, f"{spec.name}_{tag}" + ("" if parallel else "_serial"),
+            {"loss_fn": ns[spec.name], "check_fn": ns[check],
+             "FT": numba.float32 if tag == "f32" else numba.float64},
+            parallel=parallel, boundscheck=True if DEBUG else None,
+            wide=transcendental(spec.fn))
+    return k
+
+
+_ARRAY_RULES = {   # vectorized Param rules (the ones per-element parameters use)
+    "any": lambda v: np.ones(v.shape, bool),
+    ">0": lambda v: v > 0,
+    ">=0": lambda v: v >= 0,
+    "closed01": lambda v: (v >= 0) & (v <= 1),
+    "alpha": lambda v: v <= 1,
+}
+
+
+def _param_array(p, value, fn):
+    """A per-element parameter array, checked entry by entry as the scalar would be."""
+    from ._math.spec import _RULES
+
+    a = as_host_array(value, p.name, fn)
+    float_dtype_of(a, p.name, fn)
+    a64 = np.asarray(a, np.float64)
+    rule = _ARRAY_RULES.get(p.rule)
+    ok = np.isfinite(a64) & (rule(a64) if rule is not None else
+                             np.vectorize(_RULES[p.rule][0], otypes=[bool])(a64))
+    if not ok.all():
+        bad = float(a64[~ok].reshape(-1)[0])
+        raise ValueError(f"{fn}: {p.name} must be {_RULES[p.rule][1]} and finite in every "
+                         f"entry, got {bad!r}")
+    return a
+
+
+def _z_view(spec, zshape, shape, fn):
+    """The shape the third array is viewed as before broadcasting (None: as it is).
+
+    ``"var"`` (PyTorch's variance rule): the first input's shape; that shape without its
+    last axis (a trailing axis of 1 is added); the same number of axes with exactly one of
+    them 1 where the first input's is not; or a scalar.  Anything else raises."""
+    zshape, shape = tuple(zshape), tuple(shape)
+    name = spec.inputs[2]
+    if spec.z_shape != "var" or zshape == shape or len(zshape) == 0:
+        return None
+    if zshape == shape[:-1]:
+        return zshape + (1,)
+    if len(zshape) == len(shape):
+        diff = [(a, b) for a, b in zip(shape, zshape) if a != b]
+        if len(diff) == 1 and diff[0][1] == 1:
+            return None
+    raise ValueError(f"{fn}: {name} of shape {zshape} does not fit {spec.inputs[0]} of "
+                     f"shape {shape}: it must have that shape, that shape without the last "
+                     f"axis, or size 1 in one axis (PyTorch's rule), or be a scalar")
+
+
+def sum_to(g, shape, own, src):
+    """The gradient ``g`` (of ``shape``) of an input of shape ``own`` that was broadcast
+    (viewed as ``src``) to ``shape``: summed over the broadcast axes (in float64), of
+    shape ``own`` and ``g``'s dtype.  Host arrays, CuPy arrays, PyTorch tensors and Numba
+    device arrays (through the host)."""
+    k = len(shape)
+    pad = (1,) * (k - len(src)) + tuple(src)
+    axes = tuple(i for i in range(k) if pad[i] == 1 and shape[i] != 1)
+    if isinstance(g, np.ndarray):
+        return np.add.reduce(g, axis=axes, dtype=np.float64, keepdims=True).astype(
+            g.dtype).reshape(own)
+    mod = type(g).__module__
+    if mod.startswith("torch"):
+        r = g.double().sum(dim=axes, keepdim=True) if axes else g
+        return r.to(g.dtype).reshape(own)
+    if mod.startswith("cupy"):
+        return g.sum(axis=axes, dtype="float64", keepdims=True).astype(g.dtype).reshape(own)
+    from numba import cuda
+    return cuda.to_device(np.ascontiguousarray(sum_to(g.copy_to_host(), shape, own, src)))
+
+
+def _domain_count3(spec, x, y, z):
+    """Elements outside the domain (vectorized), or None without a vectorized twin."""
+    from ._math.spec import ELEMENTWISE
+
+    if spec.base is not None:
+        return _domain_count(ELEMENTWISE[spec.base], x, y)
+    check = spec.check.__name__
+    zf = z.reshape(-1)
+    if check == "ok_z_nonneg":
+        return int(np.count_nonzero(zf < 0))
+    if check == "ok_z_pm1":
+        a = np.abs(zf)
+        return int(np.count_nonzero((a != 1) & (a == a)))
+    return None
+
+
+def run3(spec, inputs, params, *, sample_weight=None, reduction="mean", device="auto",
+         out=None, want_grad=False, want_hess=False, grad_out=None, hess_out=None,
+         argnums=(0,), stream=None, device_result=False, n_threads=None, sum_from=None,
+         check_first=True):
+    """:func:`run` for a loss of three arrays (``spec.inputs``, the first one's shape is
+    the result's; the others broadcast to it).
+
+    Returns ``(value, {input name: grad}, hess)`` with a gradient for each input of
+    ``argnums`` (positions in ``spec.inputs``; each must be differentiable); ``grad_out``:
+    one buffer, or a tuple of one per requested input, in the order of ``argnums``.
+    """
+    fn = spec.base or spec.name
+    names = spec.inputs
+    check_choice(reduction, REDUCTIONS, "reduction", fn)
+    nt = _threads.resolve(n_threads, fn)
+    params = dict(params)
+    if spec.base is not None:              # the per-element parameter: checked here
+        pz = next(p for p in spec.params if p.name == names[2])
+        inputs = dict(inputs)
+        inputs[names[2]] = _param_array(pz, inputs[names[2]], fn)
+        params[names[2]] = pz.default      # (its scalar slot is not read)
+    abc = loss_params(spec, params)
+    if want_hess:
+        want_grad, argnums = True, (0,)
+    elif hess_out is not None:
+        raise ValueError(f"{fn}: hess_out= is only taken by grad_and_hessian")
+    wanted = []
+    if want_grad:
+        for i in ((argnums,) if isinstance(argnums, int) else argnums):
+            nm = names[i]
+            if nm not in spec.differentiable:
+                raise ValueError(f"{fn}: no gradient with respect to {nm!r}; differentiable "
+                                 f"inputs are {spec.differentiable}")
+            if nm not in wanted:
+                wanted.append(nm)
+    a0, a1, a2 = (inputs[nm] for nm in names)
+    named = {names[0]: a0, names[1]: a1, names[2]: a2, "sample_weight": sample_weight}
+    if type(a2) is float or type(a2) is int:     # a Python scalar third input
+        a2 = np.float64(a2)
+    where = _device.resolve(device, named, fn)
+    if where == "cuda":
+        kind = _device.device_kind(named)
+        m0, m2 = _device.shape_dtype(a0), _device.shape_dtype(a2)
+        if m0 is None:
+            m0 = (as_host_array(a0, names[0], fn).shape, None)
+        if m2 is None:
+            m2 = (np.shape(as_host_array(a2, names[2], fn)), None)
+        m1 = _device.shape_dtype(a1)
+        if m1 is None:
+            m1 = (np.shape(as_host_array(a1, names[1], fn)), None)
+        view = _z_view(spec, m2[0], m0[0], fn)
+        if grad_out is not None or hess_out is not None or out is not None:
+            raise ValueError(f"{fn}: out=, grad_out= and hess_out= buffers are supported for "
+                             f"host inputs only")
+        r = _run_cuda(spec, a0, a1, sample_weight, abc, reduction, kind, want_grad,
+                      want_hess, stream, device_result, third=(names[2], a2, view),
+                      want3=tuple(wanted))
+        shp = tuple(m0[0])
+        for nm, own, src in ((names[1], m1[0], m1[0]), (names[2], m2[0], view or m2[0])):
+            if nm in r[1] and tuple(own) != shp:   # a broadcast input: its own shape
+                r[1][nm] = sum_to(r[1][nm], shp, tuple(own), tuple(src))
+        return r
+    x0 = as_host_array(a0, names[0], fn)
+    dt = float_dtype_of(x0, names[0], fn)
+    shape = x0.shape
+    x = as_float(x0, dt, names[0])
+    ys = []
+    bshape = {}   # the broadcast inputs: name -> (their own shape, the shape broadcast)
+    for nm, a in ((names[1], a1), (names[2], a2)):
+        h = as_host_array(a, nm, fn)
+        float_dtype_of(h, nm, fn)
+        own = h.shape
+        if nm == names[2]:
+            view = _z_view(spec, h.shape, shape, fn)
+            if view is not None:
+                h = h.reshape(view)
+        if own != shape:
+            bshape[nm] = (own, h.shape)
+        ys.append((h, broadcast_to_shape(as_float(h, dt, nm), shape, nm, names[0], fn)))
+    (y0, y), (z0, z) = ys
+    w, ws = _weights(sample_weight, shape, dt, fn)
+    n = x.size
+    wsum = ws * weight_total(w, n)
+    gscale = _gscale(reduction, wsum)
+    want_h = want_hess
+    gouts = {}
+    if grad_out is not None:
+        if isinstance(grad_out, (tuple, list)):
+            if len(grad_out) != len(wanted):
+                raise ValueError(f"{fn}: grad_out must hold {len(wanted)} buffers (one per "
+                                 f"requested input), got {len(grad_out)}")
+            gouts = dict(zip(wanted, grad_out))
+        elif len(wanted) != 1:
+            raise ValueError(f"{fn}: grad_out must be a tuple of {len(wanted)} buffers")
+        else:
+            gouts = {wanted[0]: grad_out}
+    given = []
+
+    def buf(g, label, needed):
+        if g is not None:
+            b = check_out(g, shape, dt, label, fn)
+            given.append((label, b))
+            return b
+        return _alloc.empty(shape, dt) if needed else None
+
+    out_l = buf(out, "out", reduction == "none")
+    glab = (lambda nm: f"grad_out ({nm})" if len(wanted) > 1 else "grad_out")
+    gb, red = {}, {}
+    for nm in names:
+        if nm in wanted and nm in bshape:   # summed over the broadcast axes afterwards
+            u = gouts.get(nm)
+            red[nm] = None if u is None else check_out(u, bshape[nm][0], dt, glab(nm), fn)
+            gb[nm] = _alloc.empty(shape, dt)
+        else:
+            gb[nm] = buf(gouts.get(nm), glab(nm), nm in wanted or (want_h and nm == names[0]))
+    out_h = buf(hess_out, "hess_out", want_h)
+    copies = []
+    if given:
+        bufs, copies = unalias(fn, given, (x if x is x0 else None, y if y is y0 else None,
+                                           z if z is z0 else None, w))
+        if spec.check is not None and n and check_first:
+            bad = _domain_count3(spec, x, y, z)
+            if bad is None:
+                for i, (_, b) in enumerate(given):
+                    if bufs[i] is b:
+                        bufs[i] = np.empty_like(b)
+                        copies.append((b, bufs[i]))
+            elif bad:
+                raise _domain_error(spec, bad)
+        swap = {id(b): nb for (_, b), nb in zip(given, bufs)}
+        out_l = swap.get(id(out_l), out_l)
+        gb = {nm: swap.get(id(b), b) for nm, b in gb.items()}
+        out_h = swap.get(id(out_h), out_h)
+    flat = (lambda b: None if b is None else b.reshape(-1))
+    if n == 0:
+        s, bad = (0.0 if sum_from is None else float(sum_from[0])), 0
+    else:
+        cpu = _CPU[0] if _CPU else _cpu_module()
+        kern = cpu_kernel3_for(spec, dt)
+        s, bad = cpu.launch(kern, x.reshape(-1), y.reshape(-1), z.reshape(-1),
+                            None if w is None else w.reshape(-1), dt.type(ws),
+                            *(dt.type(v) for v in abc), dt.type(gscale), flat(out_l),
+                            flat(gb[names[0]]), flat(out_h), flat(gb[names[1]]),
+                            flat(gb[names[2]]),
+                            0.0 if sum_from is None else float(sum_from[0]),
+                            parallel=cpu.want_parallel("elementwise", n, nt), n_threads=nt)
+    if bad:
+        raise _domain_error(spec, bad)
+    if sum_from is not None:
+        sum_from[0] = s
+    for user, tmp in copies:
+        user[...] = tmp
+    if copies:
+        back = {id(t): u for u, t in copies}
+        out_l, out_h = (None if b is None else back.get(id(b), b) for b in (out_l, out_h))
+        gb = {nm: None if b is None else back.get(id(b), b) for nm, b in gb.items()}
+    for nm, u in red.items():
+        r = sum_to(gb[nm], shape, *bshape[nm])
+        if u is not None:
+            u[...] = r
+        gb[nm] = r if u is None else u
+    grads = {nm: gb[nm] for nm in wanted}
+    if spec.base is not None:
+        grads = {"pred": gb["pred"]}
+    return _reduce(s, wsum, reduction, out_l, dt), grads, out_h

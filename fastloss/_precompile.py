@@ -61,6 +61,15 @@ def _row_inputs(name, N, D, dt):
         return f(N, D), f(N, D), np.where(rng.random(N) < 0.5, 1.0, -1.0).astype(dt)
     if name == "triplet_margin":
         return f(N, D), f(N, D), f(N, D)
+    if name == "multiclass_sparsemax_loss":
+        return f(N, D), ints
+    if name == "multilabel_margin":   # two listed classes per row, then -1; O(C²) per
+        D = min(D, 256)               # row: long rows are not precompiled
+        t = np.full((N, D), -1, np.int64)
+        t[:, :2] = rng.integers(0, D, (N, 2))
+        return f(N, D), t
+    if name in ("dice", "tversky"):
+        return probs(), (rng.random((N, D)) < 0.5).astype(dt)
     return f(N, D), f(N, D)   # cosine_distance, mean_pairwise_squared_error, ...
 
 

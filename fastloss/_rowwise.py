@@ -46,6 +46,9 @@ class RowLoss:
     fixup: object = None          # host recomputation of rows the kernel marks NaN (_limits)
     formula: str = ""
     doc: str = ""
+    cw_mean: bool = True          # "mean" divides by the label's class weights (PyTorch CE)
+    pre: object = None            # (inputs, fn) -> inputs: converts an input before the run
+    reductions: tuple = ()        # reductions beyond none/sum/mean ("batchmean")
 
 
 ROWLOSSES: dict[str, RowLoss] = {}
@@ -114,7 +117,9 @@ def _build_kernel(tag, flags, dtype, chunked):
             "FIXK": f"{tag}_fixk" in ns, "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"]),
             "KEEP": f"{tag}_f3k" in ns, "f3k": ns.get(f"{tag}_f3k"),
             "hfin": ns.get(f"{tag}_hfin", ns["no_hfin"]), "h3": ns.get(f"{tag}_h3", ns["no_h3"]),
-            "h3k": ns.get(f"{tag}_h3k", ns["no_h3k"])}
+            "h3k": ns.get(f"{tag}_h3k", ns["no_h3k"]),
+            "ROWARGS": tag in ns["ROW_ARGS"], "REFINE": f"{tag}_t2" in ns,
+            "t2": ns.get(f"{tag}_t2"), "tfin": ns.get(f"{tag}_tfin")}
     name = f"{tag}_{dt}" + ("_cw" if has_cw else "")
     bind.update(cached(("row-helpers", name), lambda: _helpers(tmpl, bind)))
     template = tmpl.chunk_kernel if chunked else tmpl.row_kernel
@@ -133,9 +138,9 @@ def _helpers(tmpl, bind):
     g = dict(vars(tmpl))
     g.update(bind)
     out = {}
-    for n in ("_span", "_rowmax", "_rowsums", "_rowgrad", "_rowzero"):
+    for n in ("_f2at", "_rowrefine", "_span", "_rowmax", "_rowsums", "_rowgrad", "_rowzero"):
         f = getattr(tmpl, n)
-        out[n] = njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(
+        out[n] = g[n] = njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(
             types.FunctionType(f.__code__, g, n, f.__defaults__))
     return out
 
@@ -192,7 +197,15 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     give exactly the totals of one call on all the rows.
     """
     fn = spec.name
-    check_choice(reduction, REDUCTIONS, "reduction", fn)
+    check_choice(reduction, REDUCTIONS + spec.reductions, "reduction", fn)
+    batchmean = reduction == "batchmean"   # "sum" over the size of the first axis
+    if batchmean:
+        reduction = "sum"
+    terms = False   # elementwise=True: per-element terms ('none'), mean over elements
+    if "elementwise" in spec.params:
+        terms = _bool(params.get("elementwise", False), "elementwise", fn)
+    if spec.pre is not None:
+        inputs = spec.pre(inputs, fn)
     nt = _threads.resolve(n_threads, fn)
     names = spec.floats
     if want_hess:
@@ -242,11 +255,19 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
     if D == 0 and not spec.flatten:
         raise ValueError(f"{fn}: {first} has an empty class axis (shape {tuple(shape)})")
     moved = ax is not None and ax != ndim - 1
+    # the scalar weight's factor ("batchmean": 1/size of the first axis) and the factor of
+    # "mean"'s denominator (elementwise=True: the row length, a mean over elements)
+    wfac = 1.0 / shape[0] if (batchmean and shape[0]) else 1.0
+    mfac = float(D) if terms and reduction == "mean" else 1.0
+    terms = terms and reduction == "none"
+    if terms and out is not None:
+        out = check_out(out, shape, dt, "out", fn)
 
     if where == "cuda" and kind != "host":   # device-resident: checks run on the device
         return _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax,
                                   moved, batch, N, D, dt, kind, reduction, wanted, grad_out,
-                                  out, stream, device_result, want_hess, hess_out)
+                                  out, stream, device_result, want_hess, hess_out,
+                                  wfac=wfac, mfac=mfac, terms=terms)
 
     # ---- labels (validated on the host for host inputs)
     K = YL = None
@@ -283,17 +304,19 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
 
     # ---- sample weights per row and the denominator of "mean"
     w, ws = _row_weights(sample_weight, batch, dt, fn)
+    ws = ws * wfac
     rw_h = None if w is None else w.reshape(-1)
     s_in, _, w_in = running_totals(sum_from)
-    W = weight_total(K, D, CWh, rw_h, N, w_in)
-    wsum = ws * W
+    W = weight_total(K, D, CWh if spec.cw_mean else None, rw_h, N, w_in)
+    wsum = ws * W * mfac
     gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
 
     if where == "cuda":
         return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
                          K, YL, CWh, rw_h, ws, pvals, gscale, wsum, reduction, wanted,
-                         grad_out, out, stream, device_result, want_hess=want_hess,
-                         hess_out=hess_out)
+                         grad_out, None if terms else out, stream, device_result,
+                         want_hess=want_hess, hess_out=hess_out, terms=terms,
+                         terms_out=out if terms else None)
 
     # ---- host arrays, class axis last, rows flattened
     hs = {}
@@ -316,6 +339,10 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         hbuf = _grad_buffers(fn, ["hess"], hess_out, argnums, shape, dt, moved, N, D,
                              reads if hess_out is not None else (), None,
                              label="hess_out")["hess"]
+    tbuf = None
+    if terms:   # the per-element terms, in the third gradient slot (see kl_f3)
+        tbuf = (out, np.empty((N, D), dt), out is not None)
+        out = None
     # always an array (N values): one kernel variant fewer per loss, negligible traffic
     out_l = np.empty(N, dt)
     user_l = None
@@ -344,6 +371,8 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
             e[1][...] = 0
         if hbuf is not None:
             hbuf[1][...] = 0
+        if tbuf is not None:
+            tbuf[1][...] = 0
     else:
         cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
         launch = cpu.launch
@@ -352,7 +381,7 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         kern = cpu_kernel_for(tag, flags, dt, chunked)
         gA = gbufs.get(names[0])
         gB = gbufs.get(names[1]) if len(names) > 1 else None
-        gC = gbufs.get(names[2]) if len(names) > 2 else None
+        gC = gbufs.get(names[2]) if len(names) > 2 else tbuf
         args = (A, B, Cm, K if K is not None else np.zeros(1, np.int64),
                 YL if YL is not None else np.zeros(1, dt),
                 CWh if has_cw else np.ones(1, dt),
@@ -376,6 +405,8 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         out_l = user_l
     grads = {n: _finish_grad(gbufs[n], shape, ax, moved) for n in wanted}
     hess = None if hbuf is None else _finish_grad(hbuf, shape, ax, moved)
+    if tbuf is not None:
+        return _finish_grad(tbuf, shape, ax, moved), grads, hess
     return _reduce(s, wsum, reduction, out_l, batch, dt), grads, hess
 
 
@@ -550,7 +581,7 @@ def _reduce(s, wsum, reduction, out_l, batch, dt):
 def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K, YL, CWh,
               rw_h, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out, stream=None,
               device_result=False, wtot=None, st=None, alloc=None, cwchk=None,
-              want_hess=False, hess_out=None):
+              want_hess=False, hess_out=None, terms=False, terms_out=None):
     """The CUDA path: float inputs stay on the device (a class axis that is not last is
     moved there too: by CuPy / PyTorch for their inputs, by a strided-gather kernel for
     Numba device arrays), the reduction runs on the device, one stream; the only
@@ -565,7 +596,8 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
     from ._cuda.rowwise import kernel_for, launch_rowwise
 
     fn = spec.name
-    if grad_out is not None or out is not None or hess_out is not None:
+    if (grad_out is not None or out is not None or hess_out is not None
+            or terms_out is not None):
         raise ValueError(f"{fn}: out=, grad_out= and hess_out= buffers are supported for "
                          f"host arrays only")
     names = spec.floats
@@ -603,6 +635,7 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
                                            else a))
     gd = {n: alloc.empty((N, D), dt) for n in wanted}
     hd = alloc.empty((N, D), dt) if want_hess else None
+    td = alloc.empty((N, D), dt) if terms else None   # per-element terms (elementwise)
     mode = {"none": 0, "sum": 1, "mean": 2}[reduction]
     outv = None
     if N == 0 or D == 0:
@@ -620,7 +653,8 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
             kern, alloc, st, dt, dev[names[0]], dev[names[1]] if len(names) > 1 else None,
             dev[names[2]] if len(names) > 2 else None,
             up(K), up(YL), up(CWh), up(rw_h), ws, pvals, gscale, v(names[0]),
-            v(names[1]) if len(names) > 1 else None, v(names[2]) if len(names) > 2 else None,
+            v(names[1]) if len(names) > 1 else None,
+            v(names[2]) if len(names) > 2 else (None if td is None else td[1]),
             reduction == "none", device_result, mode, wsum, wtot, cwchk,
             gH=None if hd is None else hd[1])
         if cwchk is not None and not device_result:   # one copy of the five values
@@ -669,6 +703,12 @@ def _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags,
         return nat.reshape(shape)
 
     grads = {n: grad_back(g) for n, g in gd.items()}
+    if td is not None:
+        if N == 0 or D == 0:   # no elements: zeros of the inputs' shape
+            value = (np.zeros(shape, dt) if kind == "host" else
+                     _device.wrap(alloc.to_device(np.zeros(shape, dt)), kind, shape))
+        else:
+            value = grad_back(td)
     return value, grads, (None if hd is None else grad_back(hd))
 
 
@@ -688,7 +728,8 @@ def _cuda_count_error(spec, bad, D):
 
 def _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax, moved, batch,
                        N, D, dt, kind, reduction, wanted, grad_out, out, stream,
-                       device_result, want_hess=False, hess_out=None):
+                       device_result, want_hess=False, hess_out=None, wfac=1.0, mfac=1.0,
+                       terms=False):
     """CUDA with device-resident labels and sample weights: their checks (class range,
     ``ignore_index``, ±1 values, signs) and the denominator of ``"mean"`` (Σ over counted
     rows of class weight × sample weight) run in a device kernel
@@ -777,19 +818,22 @@ def _run_cuda_resident(spec, inputs, params, arrays, sample_weight, shape, ax, m
     elif sample_weight is not None:
         w, ws = _row_weights(sample_weight, batch, dt, fn)
         SW = None if w is None else alloc.to_device(w.reshape(-1))
+    ws = ws * wfac
     K = YL = wtot = None
     if N and (Ld is not None or SW is not None):
         ign = (_int(params["ignore_index"], "ignore_index", fn)
                if "ignore_index" in spec.params else None)
-        K, YL, wtot = row_labels(alloc, st, N, Ld, lmode, D, ign, CWh, SW, ws, dt)
+        K, YL, wtot = row_labels(alloc, st, N, Ld, lmode, D, ign,
+                                 CWh if spec.cw_mean else None, SW, ws * mfac, dt)
         wsum = 0.0   # read on the device
         gscale = 1.0
     else:
-        wsum = ws * float(N)
+        wsum = ws * float(N) * mfac
         gscale = (1.0 / wsum if wsum > 0 else float("nan")) if reduction == "mean" else 1.0
     return _run_cuda(spec, arrays, shape, ax, moved, batch, N, D, dt, kind, tag, flags, K,
-                     YL, CWh, SW, ws, pvals, gscale, wsum, reduction, wanted, grad_out, out,
-                     stream, device_result, wtot, st, alloc, cwchk, want_hess, hess_out)
+                     YL, CWh, SW, ws, pvals, gscale, wsum, reduction, wanted, grad_out,
+                     None if terms else out, stream, device_result, wtot, st, alloc, cwchk,
+                     want_hess, hess_out, terms=terms, terms_out=out if terms else None)
 
 
 # --------------------------------------------------------------- the losses' parameters
@@ -806,7 +850,8 @@ def _check_labels_in_range(K, D, fn, name, ignore=None):
 
 def _prep_sce(params, D, dt, K, fn):
     s = _real(params["label_smoothing"], "label_smoothing", fn, "closed01")
-    return "sce", True, (s, s / max(D, 1), 1.0 - s, 0.0), {}
+    CW = _class_weight(params.get("class_weight"), D, dt, fn)
+    return "sce", True, (s, s / max(D, 1), 1.0 - s, 0.0), {"class_weight": CW}
 
 
 def _class_weight(cw, D, dt, fn):
@@ -836,6 +881,7 @@ def _prep_ice(params, D, dt, K, fn):
 
 def _prep_kl(params, D, dt, K, fn):
     lt = _bool(params["log_target"], "log_target", fn)
+    _bool(params["elementwise"], "elementwise", fn)
     return ("klt" if lt else "kl"), False, (0.0, 0.0, 0.0, 0.0), {}
 
 
@@ -850,19 +896,25 @@ def _prep_mh(params, D, dt, K, fn):
     if p not in (1, 2):
         raise ValueError(f"{fn}: p must be 1 or 2, got {p!r}")
     _check_labels_in_range(K, D, fn, "labels")
+    extra = {"class_weight": _class_weight(params["class_weight"], D, dt, fn)}
     sq = "2" if p == 2 else ""
     if kind == "crammer_singer":
-        return "mhcs" + sq, True, (margin, 0.0, 0.0, 0.0), {}
-    return "mh" + sq, False, (margin, 0.0, 0.0, 0.0), {}
+        return "mhcs" + sq, True, (margin, 0.0, 0.0, 0.0), extra
+    return "mh" + sq, False, (margin, 0.0, 0.0, 0.0), extra
 
 
 def _prep_cemb(params, D, dt, K, fn):
     margin = _real(params["margin"], "margin", fn)
     eps = _real(params["eps"], "eps", fn, ">=0")
+    if params.get("epsilon") is not None:   # optax: max(‖x‖, epsilon), eps unused
+        e = _real(params["epsilon"], "epsilon", fn, ">=0")
+        return "cembo", False, (margin, e, 1.0, 0.0), {}
     return "cemb", False, (margin, eps, 0.0, 0.0), {}
 
 
 def _fix_cemb(A, B, YL, out_l, gA, gB, rw, ws, gscale, pvals):
+    if pvals[2]:   # the optax form: no host recomputation
+        return None
     from ._limits import cosine_embedding_rows
     return cosine_embedding_rows(A, B, YL, out_l, None if gA is None else gA[1],
                                  None if gB is None else gB[1], rw, ws, gscale,
@@ -877,6 +929,14 @@ def _prep_trip(params, D, dt, K, fn):
     margin = _real(params["margin"], "margin", fn)
     sq = _bool(params["squared"], "squared", fn)
     eps = _real(params["eps"], "eps", fn, ">=0")
+    p = _real(params["p"], "p", fn)
+    if not p >= 1:
+        raise ValueError(f"{fn}: p must be >= 1 (a norm), got {p!r}")
+    swap = _bool(params["swap"], "swap", fn)
+    if sq and (p != 2 or swap):
+        raise ValueError(f"{fn}: squared=True takes p=2 and swap=False")
+    if p != 2 or swap:
+        return "tripp", False, (margin, eps, p, 1.0 if swap else 0.0), {}
     return ("trips" if sq else "trip"), False, (margin, eps, 0.0, 0.0), {}
 
 
@@ -912,22 +972,80 @@ def _prep_cfoc(params, D, dt, K, fn):
     return "cfoc", True, (alpha, gamma, 0.0, 0.0), {}
 
 
+def _prep_mlm(params, D, dt, K, fn):
+    return "mlm", False, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _pre_mlm(inputs, fn):
+    """PyTorch's target rows of class indices (ended by the first negative entry) as a
+    float array of each class's count in its row's list (what the row math reads)."""
+    x, t = inputs["scores"], inputs["target"]
+    xs, xdt = _meta(x, "scores", fn)
+    T = _device_to_host(t) if _device.on_cuda(t) else as_host_array(t, "target", fn)
+    if T.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: target must be an integer array of class indices "
+                        f"(ended by -1), got dtype {T.dtype}")
+    if T.shape != tuple(xs):
+        raise _shape_err(fn, "scores", xs, "target", T.shape)
+    dt = xdt if np.dtype(xdt).kind == "f" else np.float64
+    if T.ndim == 0 or T.size == 0:
+        return dict(inputs, target=np.zeros(T.shape, dt))
+    C = T.shape[-1]
+    T2 = T.reshape(-1, C).astype(np.int64)
+    neg = T2 < 0
+    end = np.where(neg.any(1), neg.argmax(1), C)
+    listed = np.arange(C) < end[:, None]
+    if listed.any() and T2[listed].max() >= C:
+        bad = int(T2[listed & (T2 >= C)][0])
+        raise ValueError(f"{fn}: target must hold class indices in [0, {C}) before its "
+                         f"first -1, found {bad}")
+    cnt = np.zeros(T2.shape, dt)
+    r = np.broadcast_to(np.arange(T2.shape[0])[:, None], T2.shape)[listed]
+    np.add.at(cnt, (r, T2[listed]), 1)
+    return dict(inputs, target=cnt.reshape(T.shape))
+
+
+def _prep_msm(params, D, dt, K, fn):
+    _check_labels_in_range(K, D, fn, "labels")
+    return "msm", True, (0.0, 0.0, 0.0, 0.0), {}
+
+
+def _smooth(params, fn):
+    return (_real(params["smooth_nr"], "smooth_nr", fn, ">=0"),
+            _real(params["smooth_dr"], "smooth_dr", fn, ">=0"))
+
+
+def _prep_dice(params, D, dt, K, fn):
+    nr, dr = _smooth(params, fn)
+    return "tvk", False, (0.5, 0.5, nr / 2, dr / 2), {}
+
+
+def _prep_tversky(params, D, dt, K, fn):
+    alpha = _real(params["alpha"], "alpha", fn, ">=0")
+    beta = _real(params["beta"], "beta", fn, ">=0")
+    nr, dr = _smooth(params, fn)
+    return "tvk", False, (alpha, beta, nr, dr), {}
+
+
 def _add(**kw):
     ROWLOSSES[kw["name"]] = RowLoss(**kw)
 
 
 _add(name="softmax_cross_entropy", order=("logits", "labels"), floats=("logits", "labels"),
      axis=True, prob="labels", differentiable=("logits", "labels"),
-     params={"axis": -1, "label_smoothing": 0.0}, prepare=_prep_sce,
-     formula="-Σ_c y'_c log softmax(x)_c,  y' = y (1 - s) + s / C",
+     params={"axis": -1, "label_smoothing": 0.0, "class_weight": None}, prepare=_prep_sce,
+     formula="-Σ_c w_c y'_c log softmax(x)_c,  y' = y (1 - s) + s / C",
      doc="Softmax cross-entropy with dense (probability) labels along ``axis`` "
          "(TF ``softmax_cross_entropy``; label smoothing as TF: y·(1−s) + s/C; labels must be "
-         "finite and non-negative). "
-         "Gradients w.r.t. logits and labels (−(1−s)·log softmax). "
+         "finite and non-negative). ``class_weight`` (C,): PyTorch's ``cross_entropy`` "
+         "``weight`` with probability targets, −Σ_c w_c y'_c log softmax(x)_c; 'mean' "
+         "divides by the number of rows (Σ sample weights), not by the class weights, as "
+         "PyTorch does for probability targets. "
+         "Gradients w.r.t. logits and labels (−(1−s)·w·log softmax). "
          "``grad_and_hessian``: the gradient w.r.t. the logits and the diagonal of the true "
-         "Hessian (Σ_c y'_c)·p_k(1 − p_k), p = softmax(logits), per row, scaled as the "
+         "Hessian (Σ_c w_c y'_c)·p_k(1 − p_k), p = softmax(logits), per row, scaled as the "
          "gradient (sample weight; 1/Σw for 'mean'); the full Hessian is "
-         "(Σy')·(diag(p) − p pᵀ).")
+         "(Σwy')·(diag(p) − p pᵀ).")
 _add(name="softmax_cross_entropy_with_integer_labels", order=("logits", "labels"),
      floats=("logits",), labels="labels", label_kind="int", axis=True,
      differentiable=("logits",),
@@ -944,14 +1062,23 @@ _add(name="softmax_cross_entropy_with_integer_labels", order=("logits", "labels"
          "is T·(diag(p) − p pᵀ).")
 _add(name="kl_divergence", order=("log_probs", "target"), floats=("log_probs", "target"),
      axis=True, prob="target", differentiable=("log_probs", "target"),
-     params={"axis": -1, "log_target": False}, prepare=_prep_kl,
+     params={"axis": -1, "log_target": False, "elementwise": False}, prepare=_prep_kl,
+     reductions=("batchmean",),
      formula="Σ_c t_c (log t_c - log p_c),  0 log 0 = 0",
      doc="KL divergence KL(t ‖ p) from log-probabilities ``log_probs`` and target "
          "probabilities (log-probabilities with ``log_target=True``), summed along ``axis``. "
          "Targets must be finite and non-negative. Not clamped: with log-probabilities that "
          "do not sum to 1 the value can be negative (as PyTorch's ``kl_div``), and at t = p "
          "rounding can leave about −1e-16. At t = 0 where log p = −inf the target gradient "
-         "is NaN: the loss jumps from 0 to +inf there and has no derivative.")
+         "is NaN: the loss jumps from 0 to +inf there and has no derivative. "
+         "``reduction='batchmean'``: the sum divided by the size of the inputs' first axis "
+         "(PyTorch's ``input.size(0)``; the number of rows for 2-D inputs with the class "
+         "axis last); ``out=`` then holds the per-row terms of that sum (already divided). "
+         "``elementwise=True`` gives PyTorch's per-element semantics: with "
+         "``reduction='none'`` the per-element terms t·(log t − log p) (the inputs' shape, "
+         "times the row's sample weight; ``out=`` of that shape), with 'mean' the mean over "
+         "all elements (Σ w·ℓ / (Σw · C), PyTorch's 'mean'); 'sum' and 'batchmean' are "
+         "unchanged. Gradients are those of the reduced value (of the sum for 'none').")
 _add(name="softmax_kl_divergence", order=("logits", "target"), floats=("logits", "target"),
      axis=True, prob="target", differentiable=("logits", "target"),
      params={"axis": -1}, prepare=_prep_skl,
@@ -962,22 +1089,30 @@ _add(name="softmax_kl_divergence", order=("logits", "target"), floats=("logits",
          "(S = Σt, the exact lower bound).")
 _add(name="multiclass_hinge", order=("scores", "labels"), floats=("scores",), labels="labels",
      label_kind="int", differentiable=("scores",),
-     params={"margin": 1.0, "kind": "weston_watkins", "p": 1}, prepare=_prep_mh,
-     formula="Σ_{j≠y} max(0, s_j - s_y + margin)^p  (crammer_singer: max_{j≠y})",
+     params={"margin": 1.0, "kind": "weston_watkins", "p": 1, "class_weight": None},
+     prepare=_prep_mh, cw_mean=False,
+     formula="w_y Σ_{j≠y} max(0, s_j - s_y + margin)^p  (crammer_singer: max_{j≠y})",
      doc="Multiclass hinge loss over the last axis. ``kind='weston_watkins'`` sums over the "
          "wrong classes (PyTorch ``multi_margin_loss`` × C); ``'crammer_singer'`` takes the "
          "largest (ties share the subgradient equally). ``p=2`` squares each hinge term "
-         "(PyTorch's ``p=2``).")
+         "(PyTorch's ``p=2``). ``class_weight`` (C,): PyTorch's ``weight``, w_y times each "
+         "of the row's terms (after the power, as PyTorch computes it); 'mean' divides by "
+         "the number of rows (Σ sample weights), not by the class weights, as PyTorch.")
 _add(name="cosine_embedding", order=("x1", "x2", "labels"), floats=("x1", "x2"),
      labels="labels", label_kind="pm1", differentiable=("x1", "x2"),
-     params={"margin": 0.0, "eps": 1e-12}, prepare=_prep_cemb, fixup=_fix_cemb,
+     params={"margin": 0.0, "eps": 1e-12, "epsilon": None}, prepare=_prep_cemb,
+     fixup=_fix_cemb,
      formula="1 - cos(x1, x2) if y = 1 else max(0, cos(x1, x2) - margin)",
      doc="Cosine embedding loss (PyTorch ``cosine_embedding_loss``); "
          "cos = Σx1·x2 / sqrt((Σx1² + eps)(Σx2² + eps)), so zero rows give cos = 0. "
          "A row with infinite entries gives the limit as they grow alike (cos of their "
          "signs against the other row; gradient 0 for the infinite row), and rows of huge "
          "finite entries are computed without overflow (on the CPU; the CUDA kernels give "
-         "NaN for such rows).")
+         "NaN for such rows). ``epsilon`` (optax ``cosine_similarity``/``cosine_distance``): "
+         "when given, cos = Σx1·x2 / (max(‖x1‖, epsilon)·max(‖x2‖, epsilon)) (optax's "
+         "``safe_norm``: no gradient through a clamped norm) and ``eps`` is not used; then "
+         "1 − cos for y = 1 is optax's ``cosine_distance``. In that form squares are formed "
+         "in float64 and rows of float64 entries beyond about 1e154 give NaN.")
 _add(name="cosine_distance", order=("pred", "target"), floats=("pred", "target"), axis=True,
      differentiable=("pred", "target"), params={"axis": -1}, prepare=_prep_cdist,
      formula="1 - Σ pred·target",
@@ -986,8 +1121,9 @@ _add(name="cosine_distance", order=("pred", "target"), floats=("pred", "target")
 _add(name="triplet_margin", order=("anchor", "positive", "negative"),
      floats=("anchor", "positive", "negative"),
      differentiable=("anchor", "positive", "negative"),
-     params={"margin": 1.0, "squared": False, "eps": 1e-6}, prepare=_prep_trip,
-     formula="max(0, ‖a - p + eps‖ - ‖a - n + eps‖ + margin)",
+     params={"margin": 1.0, "squared": False, "eps": 1e-6, "p": 2.0, "swap": False},
+     prepare=_prep_trip,
+     formula="max(0, ‖a - p + eps‖_p - ‖a - n + eps‖_p + margin)",
      doc="Triplet margin loss with p = 2 (PyTorch ``triplet_margin_loss``: eps is added to "
          "the difference before the norm). ``squared=True``: MXNet Gluon's "
          "max(0, ‖a−p‖² − ‖a−n‖² + margin) (no eps). Infinite entries give the limit as "
@@ -996,7 +1132,13 @@ _add(name="triplet_margin", order=("anchor", "positive", "negative"),
          "+inf; infinities in unrelated places (anchor and positive, positive and negative "
          "at different entries) have no limit: NaN. Not squared, the squares are formed in "
          "the input dtype: differences beyond about 1.8e19 in float32 (1.3e154 in float64) "
-         "overflow them (a limit of the kernels).")
+         "overflow them (a limit of the kernels). "
+         "``p`` (>= 1, PyTorch's ``p``) and ``swap=True`` (PyTorch's distance swap: the "
+         "negative distance is min(d(a, n), d(p, n)), d(p, n) = ‖p − n + eps‖_p; a tie "
+         "keeps d(a, n)): d(x, y) = (Σ|x − y + eps|^p)^(1/p); the gradient of a zero "
+         "distance is 0 for p > 1 (sign(0) = 0 for p = 1). For p ≠ 2 or swap=True the "
+         "terms |·|^p are formed in the input dtype and infinite entries follow the "
+         "arithmetic (NaN where infinities cancel), without the limits above.")
 _add(name="mean_pairwise_squared_error", order=("pred", "target"), floats=("pred", "target"),
      flatten=True, differentiable=("pred", "target"), params={}, prepare=_prep_mpse,
      formula="mean_{i<j} ((p_i - p_j) - (t_i - t_j))^2 per sample",
@@ -1056,3 +1198,53 @@ _add(name="categorical_focal_cross_entropy", order=("logits", "labels"), floats=
          "(1 − p_y is summed from the other classes, so it stays accurate as p_y → 1). "
          "Gradient w.r.t. the logits g·(p − onehot(y)), "
          "g = α(1 − p_y)^γ (1 − γ p_y log p_y / (1 − p_y)).")
+_add(name="multilabel_margin", order=("scores", "target"), floats=("scores", "target"),
+     differentiable=("scores",), params={}, prepare=_prep_mlm, pre=_pre_mlm,
+     formula="(1/C) Σ_{j ∈ Y} Σ_{i ∉ Y} max(0, 1 - (s_j - s_i))",
+     doc="Multi-label margin loss over the last axis (PyTorch ``multilabel_margin_loss``): "
+         "``target`` is an integer array of the scores' shape whose rows list the target "
+         "classes Y, ended by the first negative entry (-1; later entries are ignored; a "
+         "class listed twice counts twice, as PyTorch). Each (target, non-target) pair "
+         "adds max(0, 1 − s_j + s_i), divided by C; 'mean' averages over rows. O(C·|Y|) "
+         "per element (the row is read whole), as PyTorch's O(C²) per row. The target "
+         "is converted on the host (a device target is copied there). Gradient w.r.t. "
+         "the scores; at the hinge's kink (s_j − s_i = 1) the subgradient is 0.")
+_add(name="multiclass_sparsemax_loss", order=("scores", "labels"), floats=("scores",),
+     labels="labels", label_kind="int", axis=True, differentiable=("scores",),
+     params={"axis": -1}, prepare=_prep_msm,
+     formula="Σ_c p_c (z_c - z_y) + (1 - Σ_c p_c²)/2,  p = sparsemax(z)",
+     doc="Multiclass sparsemax loss (Martins & Astudillo 2016; optax "
+         "``multiclass_sparsemax_loss``, integer labels) along ``axis``: the Fenchel-Young "
+         "loss of sparsemax, p = max(z − τ, 0) with Σp = 1 (the Euclidean projection of the "
+         "scores on the simplex). The threshold τ is computed per row without sorting: "
+         "from the lower bound τ₀ = max z − 1, τ ← (Σ_{z_j > τ} z_j − 1) / #{z_j > τ} "
+         "until the support's size repeats (Michelot's fixed point: τ increases to the "
+         "exact value, the support shrinks; at most C + 1 passes over the row, a few in "
+         "practice), so τ is the exact formula on the exact support to float64 rounding of "
+         "its sum. Gradient p − onehot(y); ``grad_and_hessian`` gives the exact diagonal "
+         "[p_c > 0](1 − 1/|S|) of the Hessian (S the support), scaled as the gradient. A "
+         "+inf score gives NaN; −inf scores are outside the support. (optax's "
+         "``sparsemax_loss`` is the binary, elementwise loss; this is its multiclass one.)")
+_add(name="dice", order=("pred", "target"), floats=("pred", "target"), flatten=True,
+     differentiable=("pred", "target"), params={"smooth_nr": 1e-5, "smooth_dr": 1e-5},
+     prepare=_prep_dice,
+     formula="1 - (2 Σ p t + smooth_nr) / (Σ p + Σ t + smooth_dr) per sample",
+     doc="Soft Dice loss per sample over all its non-batch elements (MONAI ``DiceLoss`` "
+         "with ``sigmoid=False, softmax=False, squared_pred=False``, its smoothing "
+         "defaults, and every non-batch axis reduced together — MONAI reduces per channel "
+         "by default; ``pred`` are probabilities, not checked). Sums "
+         "Σpt, Σp(1 − t), Σ(1 − p)t are accumulated separately (no cancellation). "
+         "Gradients w.r.t. ``pred`` and ``target``; ``grad_and_hessian``: the diagonal of "
+         "the true Hessian w.r.t. ``pred``, 2v(uD − Nv)/D³ (N, D the fraction's numerator "
+         "and denominator, u = t, v = ∂D/∂p), scaled as the gradient.")
+_add(name="tversky", order=("pred", "target"), floats=("pred", "target"), flatten=True,
+     differentiable=("pred", "target"),
+     params={"alpha": 0.5, "beta": 0.5, "smooth_nr": 1e-5, "smooth_dr": 1e-5},
+     prepare=_prep_tversky,
+     formula="1 - (Σ p t + smooth_nr) / (Σ p t + α Σ p (1-t) + β Σ (1-p) t + smooth_dr)",
+     doc="Soft Tversky loss per sample over all its non-batch elements (Salehi et al. "
+         "2017; MONAI ``TverskyLoss`` with ``sigmoid=False, softmax=False`` and every "
+         "non-batch axis reduced together): α weights the false positives Σp(1 − t), β the "
+         "false negatives Σ(1 − p)t; α = β = 0.5 is the Dice coefficient (with halved "
+         "smoothing). Gradients w.r.t. ``pred`` and ``target``; ``grad_and_hessian``: the "
+         "diagonal of the true Hessian w.r.t. ``pred``, scaled as the gradient.")

@@ -21,7 +21,8 @@ sizes are timed one case at a time (their buffers together would not fit in memo
 
 Rows (``run()``'s return value, the ``"rows"`` of ``--json FILE``), one dict per case:
 
-* ``family`` (``"elementwise"``, ``"rowwise"``, ``"ctc"``, ``"workflows"``, ``"sizes"``),
+* ``family`` (``"elementwise"``, ``"rowwise"``, ``"ctc"``, ``"metric"``, ``"workflows"``,
+  ``"sizes"``),
   ``loss`` (registry name, or the workflow's name), ``label`` (the shape, as printed),
   ``n`` (elements of the prediction; ``None`` for workflows);
 * ``first_s``: seconds of the first call in the process (compile or cache load + one run);
@@ -60,7 +61,7 @@ import time
 
 import numpy as np
 
-FAMILIES = ("elementwise", "rowwise", "ctc", "workflows", "sizes", "compile")
+FAMILIES = ("elementwise", "rowwise", "ctc", "metric", "workflows", "sizes", "compile")
 PEERS = {  # column -> (import name, display name, how to install)
     "torch": ("torch", "PyTorch", "pip install torch (a CPU build: pip install torch "
                                   "--index-url https://download.pytorch.org/whl/cpu)"),
@@ -512,7 +513,8 @@ def plot(rows, info, path):
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("--plot needs matplotlib: pip install matplotlib") from None
-    table = [r for r in rows if r.get("family") in ("elementwise", "rowwise", "ctc")]
+    table = [r for r in rows if r.get("family") in ("elementwise", "rowwise", "ctc",
+                                                     "metric")]
     sizes = [r for r in rows if r.get("family") == "sizes"]
     comp = [r for r in rows if r.get("family") == "compile"]
     panels = [p for p, ok in (("ratios", table), ("triad", table), ("sizes", sizes),
@@ -609,7 +611,8 @@ def _parser():
     p.add_argument("--family", action="append", choices=FAMILIES, metavar="FAMILY",
                    help="only this family of cases (repeatable). elementwise: the "
                         "per-element losses; rowwise: losses over a class or feature axis; "
-                        "ctc: CTC at speech-like shapes; workflows: L-BFGS model fits, "
+                        "ctc: CTC at speech-like shapes; metric: the metric-learning losses "
+                        "(batches of embeddings); workflows: L-BFGS model fits, "
                         "XGBoost/LightGBM objectives, a call under contention, float64 "
                         "per-call costs (minutes); sizes: huber against n, where the "
                         "parallel kernel takes over; compile: cold compile time per kernel "

@@ -54,6 +54,7 @@ import numpy as np
 
 __all__ = ["LossCollection", "get_default_collection", "reset_default_collection",
            "add_loss", "get_losses", "get_regularization_losses", "get_total_loss",
+           "get_regularization_loss",
            "weighted_call"]
 
 
@@ -161,8 +162,11 @@ class LossCollection:
 
     Methods: :meth:`add`, :meth:`add_loss`, :meth:`add_regularization`,
     :meth:`value_and_grads`, :meth:`get_losses`, :meth:`get_regularization_losses`,
-    :meth:`get_total_loss`, :meth:`clear`.  Usable as a context manager, which makes it
-    the default collection (the one ``fastloss.slim`` adds to) inside the block.
+    :meth:`get_regularization_loss`, :meth:`get_collection`, :meth:`get_total_loss`,
+    :meth:`clear`.  Terms belong to a TF collection key (:func:`collection_kind`):
+    ``"losses"`` and ``"regularization_losses"`` make the totals; other keys are kept
+    apart.  Usable as a context manager, which makes it the default collection (the one
+    ``fastloss.slim`` adds to) inside the block.
     """
 
     def __init__(self, max_terms=None, keep_inputs=True):
@@ -251,7 +255,7 @@ class LossCollection:
         self._append(_Term("loss", nm, compute, slots, weight))
         return slots[0]
 
-    def add_loss(self, loss, wrt=None, weight=1.0, name="loss"):
+    def add_loss(self, loss, wrt=None, weight=1.0, name="loss", collection=None):
         """Add a custom term: a value, or a callable returning ``(value, grad)``.
 
         A plain value (a number or an array, counted as its sum) contributes no gradient.
@@ -260,14 +264,20 @@ class LossCollection:
         on the same array), or to a slot of its own when ``wrt`` is None.  With ``wrt`` a
         tuple of arrays the callable returns ``(value, (g1, g2, ...))``.
 
+        ``collection``: the TF collection key the term belongs to (:func:`collection_kind`;
+        None: ``GraphKeys.LOSSES``, ``"regularization_losses"`` makes it a regularization
+        term; terms of other keys are read by :meth:`get_collection` only and are not part
+        of the totals).
+
         Returns
         -------
         int or None
             The slot index of ``wrt``, or None without one.
         """
         weight = _real(weight, "weight")
+        kind = collection_kind(collection)
         if not callable(loss):
-            self._append(_Term("loss", name, None, [], weight, value=loss))
+            self._append(_Term(kind, name, None, [], weight, value=loss))
             return None
         if wrt is None:
             slots = [self._new_slot(None)]
@@ -287,7 +297,7 @@ class LossCollection:
             v, g = res
             return v, (list(g) if _many else [g])
 
-        self._append(_Term("loss", name, compute, slots, weight))
+        self._append(_Term(kind, name, compute, slots, weight))
         return slots[0] if len(slots) == 1 else slots
 
     def add_regularization(self, param, l2=0.0, l1=0.0, name="regularization"):
@@ -336,12 +346,13 @@ class LossCollection:
         self._append(_Term("regularization", name, compute, [slot]))
         return slot
 
-    def _add_snapshot(self, name, pred, value, grad=None, compute=None):
+    def _add_snapshot(self, name, pred, value, grad=None, compute=None, collection=None):
         """A term made by a ``fastloss.slim`` call (value and maybe gradient known);
         ``compute(want_grad) -> (value, grad w.r.t. pred)`` recomputes it.  Without
-        ``keep_inputs`` only the value is kept."""
+        ``keep_inputs`` only the value is kept.  ``collection``: as :meth:`add_loss`."""
+        kind = collection_kind(collection)
         if not self._keep_inputs:
-            self._append(_Term("loss", name, None, [], 1.0, value=value))
+            self._append(_Term(kind, name, None, [], 1.0, value=value))
             return
         slots = [] if pred is None else [self._slot(pred)]
         grads = None if grad is None else [grad]
@@ -350,7 +361,7 @@ class LossCollection:
             def wrapped(want_grad, _c=compute):
                 v, g = _c(want_grad)
                 return v, [g]
-        self._append(_Term("loss", name, wrapped, slots, 1.0, value=value, grads=grads))
+        self._append(_Term(kind, name, wrapped, slots, 1.0, value=value, grads=grads))
 
     # -- results
     def value_and_grads(self):
@@ -369,6 +380,8 @@ class LossCollection:
         total = 0.0
         grads = [None] * len(self._inputs)
         for t in self._terms:
+            if t.kind not in ("loss", "regularization"):    # another TF collection key
+                continue
             v, gs = t.value_and_grads()
             total += t.weight * _total(v)
             for s, g in zip(t.slots, gs):
@@ -402,6 +415,32 @@ class LossCollection:
         _scope(scope)
         return [t.get_value() for t in self._terms
                 if t.kind == "regularization" and (scope is None or re.match(scope, t.name))]
+
+    def get_regularization_loss(self, scope=None, name="total_regularization_loss"):
+        """TF's ``get_regularization_loss``: the sum of the regularization terms (``scope``
+        filters by name with ``re.match``), 0.0 when there are none.
+
+        Returns
+        -------
+        float
+            The total regularization loss.
+        """
+        return float(sum(_total(v) for v in self.get_regularization_losses(scope)))
+
+    def get_collection(self, key, scope=None) -> list:
+        """The values of the terms added under the TF collection ``key``
+        (``"losses"``: :meth:`get_losses`; ``"regularization_losses"``:
+        :meth:`get_regularization_losses`; any other key: the terms added with it).
+
+        Returns
+        -------
+        list
+            The terms' values, in order; ``scope`` filters by name with ``re.match``.
+        """
+        kind = collection_kind(key)
+        _scope(scope)
+        return [t.get_value() for t in self._terms
+                if t.kind == kind and (scope is None or re.match(scope, t.name))]
 
     def get_total_loss(self, add_regularization_losses=True, name="total_loss"):
         """The sum of the loss terms (and of the regularization terms).
@@ -437,6 +476,24 @@ class LossCollection:
     def __exit__(self, *exc):
         _CURRENT.reset(self._tokens.pop())
         return False
+
+
+LOSSES_KEY = "losses"                       # tf.GraphKeys.LOSSES
+REGULARIZATION_LOSSES_KEY = "regularization_losses"   # tf.GraphKeys.REGULARIZATION_LOSSES
+
+
+def collection_kind(key):
+    """The term kind of a TF collection key: ``"loss"`` for ``"losses"`` (and None),
+    ``"regularization"`` for ``"regularization_losses"``, ``"collection:<key>"`` for any
+    other string."""
+    if key is None or key == LOSSES_KEY:
+        return "loss"
+    if key == REGULARIZATION_LOSSES_KEY:
+        return "regularization"
+    if not isinstance(key, str):
+        raise TypeError(f"LossCollection: a collection key must be a string or None, got "
+                        f"{key!r}")
+    return "collection:" + key
 
 
 def _masked(x):
@@ -520,14 +577,21 @@ def reset_default_collection():
 
 def add_loss(loss, loss_collection=True):
     """TF-Slim's ``add_loss``: add a value (or a callable returning value and gradient)
-    to the default collection; ``loss_collection=None``/False adds nothing.
+    to the default collection; ``loss_collection=None``/False adds nothing.  A string is
+    TF's collection key: ``"losses"`` (``GraphKeys.LOSSES``, as True),
+    ``"regularization_losses"`` (``GraphKeys.REGULARIZATION_LOSSES``: a regularization
+    term), or any other key (read back by ``get_default_collection().get_collection(key)``).
 
     Returns
     -------
     None
     """
-    if loss_collection:
-        get_default_collection().add_loss(loss)
+    if loss_collection is True or isinstance(loss_collection, str):
+        key = None if loss_collection is True else loss_collection
+        get_default_collection().add_loss(loss, collection=key)
+    elif loss_collection:
+        raise TypeError(f"add_loss: loss_collection must be a collection key (a string), "
+                        f"True, False or None, got {loss_collection!r}")
 
 
 def get_losses(scope=None, loss_collection=None):
@@ -539,6 +603,8 @@ def get_losses(scope=None, loss_collection=None):
     list
         The loss values, in the order they were added.
     """
+    if isinstance(loss_collection, str):     # a TF collection key of the default collection
+        return get_default_collection().get_collection(loss_collection, scope)
     c = get_default_collection() if loss_collection is None else loss_collection
     if not isinstance(c, LossCollection):
         raise TypeError(f"get_losses: loss_collection must be a LossCollection or None, "
@@ -556,6 +622,19 @@ def get_regularization_losses(scope=None):
         The regularization values, in the order they were added.
     """
     return get_default_collection().get_regularization_losses(scope)
+
+
+def get_regularization_loss(scope=None, name="total_regularization_loss"):
+    """TF's ``get_regularization_loss``: the sum of the regularization values in the
+    default collection (``scope`` filters by name with ``re.match``), 0.0 when there are
+    none.
+
+    Returns
+    -------
+    float
+        The total regularization loss.
+    """
+    return get_default_collection().get_regularization_loss(scope, name)
 
 
 def get_total_loss(add_regularization_losses=True, name="total_loss"):

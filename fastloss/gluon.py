@@ -36,6 +36,9 @@ Differences from Gluon, all deliberate:
   x·y / max(‖x‖‖y‖, 1e-12); both give 0 for an all-zero row and agree otherwise to
   rounding unless ‖x‖‖y‖ < 1e-12.
 * ``TripletLoss`` also takes ``sample_weight`` (per sample; Gluon 2.0 does, 1.x does not).
+* ``SDMLLoss`` applies ``weight`` (MXNet ignores it) and needs a batch of >= 2 pairs.
+* ``FocalLoss`` is GluonCV's (``gluoncv.loss.FocalLoss``), without ``eps`` inside the
+  logarithm and without ``from_logits=True``; see its docstring.
 """
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ from .collection import weighted_call
 __all__ = ["Loss", "L1Loss", "L2Loss", "HuberLoss", "SigmoidBinaryCrossEntropyLoss",
            "SigmoidBCELoss", "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "HingeLoss",
            "SquaredHingeLoss", "LogisticLoss", "KLDivLoss", "TripletLoss", "CTCLoss",
-           "CosineEmbeddingLoss", "PoissonNLLLoss", "tutorial_curves"]
+           "CosineEmbeddingLoss", "PoissonNLLLoss", "SDMLLoss", "FocalLoss",
+           "tutorial_curves"]
 
 
 def _fl():
@@ -148,7 +152,7 @@ class Loss:
     ``loss(*inputs, sample_weight=None)`` returns one loss per sample;
     ``loss.loss_and_grad(*inputs, ...)`` returns ``(losses, grad)``, ``grad`` the gradient of
     ``losses.sum()`` with respect to the prediction (a tuple over every float input for
-    ``TripletLoss`` and ``CosineEmbeddingLoss``).
+    ``TripletLoss``, ``CosineEmbeddingLoss`` and ``SDMLLoss``).
     """
 
     def __init__(self, weight, batch_axis, **kwargs):
@@ -223,7 +227,8 @@ class Loss:
             The per-sample losses, as :meth:`__call__` returns them.
         grad : ndarray or tuple of ndarray
             The gradient of ``losses.sum()`` with respect to the prediction, like it (a
-            tuple over every float input for ``TripletLoss`` and ``CosineEmbeddingLoss``).
+            tuple over every float input for ``TripletLoss``, ``CosineEmbeddingLoss`` and
+            ``SDMLLoss``).
         """
         self._check_inputs(args, kwargs)
         return self._forward(True, *args, **kwargs)
@@ -721,6 +726,136 @@ class CTCLoss(Loss):
                              names=("pred", "label", "pred_lengths", "label_lengths"),
                              where=self._where())
         return v, (g[0] if want_grad else None)
+
+
+# ------------------------------------------------------------- metric learning, GluonCV
+class SDMLLoss(Loss):
+    r"""Batchwise smoothed deep metric learning loss (Bonadiman et al. 2019), MXNet's
+    ``gluon.loss.SDMLLoss``: ``x1[i]`` and ``x2[i]`` are a positive pair, every other row
+    of the batch a negative.
+
+    With D_ij = ‖x1_i − x2_j‖² (B × B) and the smoothed labels
+    L = (1 − s)·I + s/(B − 1)·(1 − I) (s = ``smoothing_parameter``), the loss of row i is
+    Gluon's ``KLDivLoss(from_logits=True)`` of log_softmax(−D_i) against L_i:
+
+    .. math::
+
+        \ell_i = \frac{1}{B} \sum_j L_{ij}\,\bigl(\log(L_{ij} + 10^{-12})
+                 - \log \operatorname{softmax}(-D_i)_j\bigr)
+
+    (``KLDivLoss(from_logits=False)`` of −D: ``fastloss.softmax_kl_divergence``, its
+    gradient chained through D in NumPy).  ``loss(x1, x2)``, both (batch_size, vector_dim);
+    ``loss_and_grad`` returns the gradients with respect to both.
+
+    Differences from MXNet: ``weight`` multiplies the loss (MXNet stores it but does not
+    apply it; the default 1 gives the same numbers); a batch of fewer than 2 rows raises
+    ``ValueError`` (MXNet divides by B − 1 = 0).
+    """
+
+    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        s = self._real(smoothing_parameter, "smoothing_parameter", ">=0")
+        if s >= 1:
+            raise ValueError(f"{self._where()}: smoothing_parameter must be < 1, got {s!r}")
+        self.smoothing_parameter = s
+
+    def _forward(self, want_grad, x1, x2):
+        where = self._where()
+        a = _as_float(x1, "x1", where)
+        b = _as_float(x2, "x2", where)
+        if a.ndim != 2 or b.shape != a.shape:
+            raise ValueError(f"{where}: x1 and x2 must be 2-D of the same shape "
+                             f"(batch_size, vector_dim), got {a.shape} and {b.shape}")
+        if _norm_axis(self._batch_axis, 2) == 1:
+            a, b = a.T, b.T
+        dt = np.result_type(a.dtype, b.dtype)
+        a, b = a.astype(dt, copy=False), b.astype(dt, copy=False)
+        B = a.shape[0]
+        if B < 2:
+            raise ValueError(f"{where}: needs a batch of at least 2 pairs, got {B}")
+        s = self.smoothing_parameter
+        L = np.full((B, B), s / (B - 1), dt)
+        np.fill_diagonal(L, 1 - s)
+        D = np.empty((B, B), dt)
+        step = max(1, (1 << 22) // max(B * a.shape[1], 1))
+        for i in range(0, B, step):                 # direct differences: no cancellation
+            D[i:i + step] = np.sum((a[i:i + step, None, :] - b[None, :, :]) ** 2, axis=2)
+        kl = KLDivLoss(from_logits=False, axis=1, weight=self._weight)
+        per, gz = kl._forward(want_grad, -D, L)
+        if not want_grad:
+            return per, None
+        gd = -gz                                    # d/dD = −d/dz
+        rs = gd.sum(axis=1)[:, None]
+        cs = gd.sum(axis=0)[:, None]
+        g1 = 2 * (a * rs - gd @ b)                  # Σ_j gd_ij · 2(a_i − b_j)
+        g2 = 2 * (b * cs - gd.T @ a)                # Σ_i gd_ij · 2(b_j − a_i)
+        if _norm_axis(self._batch_axis, 2) == 1:
+            g1, g2 = g1.T, g2.T
+        return per, (g1.astype(dt, copy=False), g2.astype(dt, copy=False))
+
+
+class FocalLoss(Loss):
+    """GluonCV's ``gluoncv.loss.FocalLoss``: sigmoid focal loss per element,
+    −α_t (1 − p_t)^γ log p_t with p = σ(pred), averaged (``size_average=True``) or summed
+    over the non-batch axes (``fastloss.sigmoid_focal``).
+
+    ``sparse_label=True``: ``label`` holds class indices and the targets are
+    ``one_hot(label, num_class)`` along a new **last** axis (as GluonCV; ``pred`` has shape
+    ``label.shape + (num_class,)``); ``False``: the targets are ``label > 0``.
+    ``loss(pred, label, sample_weight=None)``.
+
+    Differences from GluonCV: no ``eps`` inside the logarithm (GluonCV's
+    log(min(p_t + eps, 1)); the kernel's log p_t is exact, the two differ by a relative
+    eps/p_t); ``from_logits=True`` (``pred`` already probabilities) is not supported;
+    class indices outside [0, num_class) raise ``ValueError`` (GluonCV's one_hot gives a
+    row of zeros).  ``axis`` is accepted and unused, as in GluonCV.
+    """
+
+    def __init__(self, axis=-1, alpha=0.25, gamma=2, sparse_label=True, from_logits=False,
+                 batch_axis=0, weight=None, num_class=None, eps=1e-12, size_average=True,
+                 **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._axis = axis
+        self._alpha = self._real(alpha, "alpha")
+        self._gamma = self._real(gamma, "gamma", ">=0")
+        self._sparse_label = self._flag(sparse_label, "sparse_label")
+        if self._sparse_label and (isinstance(num_class, bool)
+                                   or not isinstance(num_class, (int, np.integer))
+                                   or num_class < 1):
+            raise ValueError(f"{self._where()}: Number of class > 0 must be provided if sparse "
+                             f"label is used (num_class), got {num_class!r}")
+        self._num_class = None if num_class is None else int(num_class)
+        if self._flag(from_logits, "from_logits"):
+            raise ValueError(f"{self._where()}: from_logits=True (probability inputs) is not "
+                             f"supported; pass the logits with from_logits=False")
+        self._eps = self._real(eps, "eps", ">=0")
+        self._size_average = self._flag(size_average, "size_average")
+
+    def _forward(self, want_grad, pred, label, sample_weight=None):
+        where = self._where()
+        x = _as_float(pred, "pred", where)
+        if self._sparse_label:
+            lab = _integral(label, "label", where, "class indices")
+            K = self._num_class
+            if lab.size and (lab.min() < 0 or lab.max() >= K):
+                bad = lab.min() if lab.min() < 0 else lab.max()
+                raise ValueError(f"{where}: label must hold class indices in [0, {K}), "
+                                 f"found {int(bad)}")
+            if x.shape != lab.shape + (K,):
+                raise ValueError(f"{where}: pred of shape {x.shape} must have shape "
+                                 f"label.shape + (num_class,) = {lab.shape + (K,)}")
+            y = (lab[..., None] == np.arange(K)).astype(x.dtype)
+        else:
+            y = _numeric(_reshape_like(label, x, "label", where), "label", where)
+            if y.shape != x.shape:
+                raise ValueError(f"{where}: label of shape {y.shape} must match pred of "
+                                 f"shape {x.shape}")
+            y = (y > 0).astype(x.dtype)
+        ba = _norm_axis(self._batch_axis, x.ndim)
+        M = int(np.prod([d for i, d in enumerate(x.shape) if i != ba]))
+        scale = 1.0 if self._size_average else float(max(M, 1))
+        return self._elementwise(want_grad, _fl().sigmoid_focal, x, [(y, None)], sample_weight,
+                                 scale=scale, alpha=self._alpha, gamma=self._gamma)
 
 
 # --------------------------------------------------------------------- tutorial plots

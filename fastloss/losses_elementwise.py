@@ -4,7 +4,7 @@ from functools import partial
 from . import _elementwise
 from ._api import LossInfo, register
 from ._math import elementwise as _math  # noqa: F401  (registers the specs)
-from ._math.spec import ELEMENTWISE
+from ._math.spec import ELEMENTWISE, ELEMENTWISE3
 
 
 def _runner(spec, inputs, params, **kw):
@@ -19,4 +19,16 @@ for _spec in ELEMENTWISE.values():
         doc=_spec.doc, spec=_spec,
         small=partial(_elementwise.small_call, _spec, _elementwise.default_tail(_spec))))
 
-__all__ = list(ELEMENTWISE)
+
+def _runner3(spec, inputs, params, **kw):
+    return _elementwise.run3(spec, inputs, params, **kw)
+
+
+for _spec in ELEMENTWISE3.values():   # the losses of three arrays
+    globals()[_spec.name] = register(LossInfo(
+        name=_spec.name, kind="elementwise", inputs=_spec.inputs,
+        params={p.name: p.default for p in _spec.params}, runner=partial(_runner3, _spec),
+        differentiable=_spec.differentiable, has_hessian=_spec.hessian,
+        formula=_spec.formula, doc=_spec.doc, spec=_spec))
+
+__all__ = list(ELEMENTWISE) + list(ELEMENTWISE3)

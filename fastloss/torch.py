@@ -224,7 +224,12 @@ def _call(name, args, kwargs):
             if t.dtype in _HALF:
                 _arg(t, n, fn, allow_grad=True)          # raises the dtype error
             wanted.append(n)
-    first = next(t for t in tensors if isinstance(t, torch.Tensor))
+    # the loss's float dtype: its first differentiable float input's (labels may come first)
+    first = next((t for n, t in zip(names, tensors) if isinstance(t, torch.Tensor)
+                  and t.dtype in (torch.float32, torch.float64) and n in info.differentiable),
+                 None)
+    if first is None:
+        first = next(t for t in tensors if isinstance(t, torch.Tensor))
     dtype = first.dtype if first.dtype in (torch.float32, torch.float64) else torch.float64
     params = dict(info.params)
     params.update({k: v for k, v in conv.items() if k in params})

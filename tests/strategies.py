@@ -551,6 +551,48 @@ def ref_rowwise(name, args, p):
             lp = np.take_along_axis(log_softmax(x), k[..., None], -1)[..., 0]
             q = -np.expm1(lp)
             return -p.get("alpha", 0.25) * q ** p.get("gamma", 2.0) * lp
+        if name == "multilabel_margin":   # PyTorch's loop over (target, non-target) pairs
+            x, tg = args
+            C = x.shape[-1]
+            x2, t2 = x.reshape(-1, C), np.asarray(tg).reshape(-1, C)
+            out = np.zeros(len(x2))
+            for r in range(len(x2)):
+                ys = []
+                for v in t2[r]:
+                    if v < 0:
+                        break
+                    ys.append(int(v))
+                non = np.setdiff1d(np.arange(C), ys)
+                out[r] = (sum(np.sum(np.maximum(0.0, 1 - x2[r, j] + x2[r, non])) for j in ys)
+                          / C + np.sum(_nanof(x2[r])))
+            return out.reshape(x.shape[:-1])
+        if name == "multiclass_sparsemax_loss":   # optax, with a sort-based sparsemax
+            z, k = args
+            C = z.shape[-1]
+            z2, k2 = z.reshape(-1, C), np.asarray(k).reshape(-1)
+            out = np.zeros(len(z2))
+            for r in range(len(z2)):
+                zr = z2[r]
+                zs = np.sort(zr)[::-1]
+                cs = np.cumsum(zs)
+                i = np.arange(1, C + 1)
+                kk = i[1 + i * zs > cs].max()
+                pr = np.maximum(zr - (cs[kk - 1] - 1) / kk, 0)
+                sc = zr - zr[k2[r]]
+                sc[k2[r]] = 0.0
+                out[r] = (pr @ np.where(pr > 0, sc, 0.0) + 0.5 * (1 - pr @ pr)
+                          + np.sum(_nanof(zr)))
+            return out.reshape(z.shape[:-1])
+        if name in ("dice", "tversky"):   # MONAI, every non-batch axis of a sample
+            pr, t = args
+            n = int(np.prod(np.shape(pr)[1:]))
+            pr, t = pr.reshape(len(pr), n), t.reshape(len(t), n)
+            nr, dr = p.get("smooth_nr", 1e-5), p.get("smooth_dr", 1e-5)
+            tp, fp, fn = (pr * t).sum(1), (pr * (1 - t)).sum(1), ((1 - pr) * t).sum(1)
+            if name == "dice":
+                return 1 - (2 * tp + nr) / (pr.sum(1) + t.sum(1) + dr)
+            return 1 - (tp + nr) / (tp + p.get("alpha", 0.5) * fp + p.get("beta", 0.5) * fn
+                                    + dr)
     raise KeyError(name)
 
 

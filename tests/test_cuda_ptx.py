@@ -30,13 +30,18 @@ def _expected():
     from fastloss._math.spec import ELEMENTWISE
 
     names = {("elementwise", n) for n in ELEMENTWISE}
+    from fastloss._math.spec import ELEMENTWISE3
+    names |= {("elementwise", n) for n in ELEMENTWISE3}
+    names |= {("elementwise", t) for s in ELEMENTWISE.values() for t in s.per_element.values()}
     names |= {("rowwise", tag) for _, tag, _ in ptx._row_variants()}
     names |= {("ctc", n) for n in ("lse", "alpha_beta", "grad", "finish")}
     names |= {("reduce", n) for n in ("sum", "finish")}
     names |= {("labels", n) for n in ("rows", "ctc", "class_weight")}
     names |= {("layout", "gather")}
-    return {(f, n, dt, arch) for f, n in names for dt in ptx.DTYPES
-            for arch in ("sm_80", "sm_90")}
+    out = {(f, n, dt, arch) for f, n in names for dt in ptx.DTYPES
+           for arch in ("sm_80", "sm_90")}
+    # one metric-learning kernel, float64 (float32 embeddings are widened on the device)
+    return out | {("metric", "pass", "float64", arch) for arch in ("sm_80", "sm_90")}
 
 
 def test_every_kernel_compiles_and_assembles(rows):

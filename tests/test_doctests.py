@@ -140,6 +140,24 @@ def _row_refs():
         return np.mean([sum((d[s, i] - d[s, j]) ** 2 for i in range(n) for j in range(i + 1, n))
                         / (n * (n - 1) / 2) for s in range(len(p))])
 
+    def mlm(s, tg):   # PyTorch's pairs (target, non-target), divided by C
+        out = []
+        for si, ti in zip(s, tg):
+            ys = list(ti[:list(ti).index(-1)] if -1 in list(ti) else ti)
+            out.append(sum(max(0.0, 1 - si[j] + si[i]) for j in ys for i in range(len(si))
+                           if i not in ys) / len(si))
+        return np.mean(out)
+
+    def msm(z, k):   # optax, with a sort-based sparsemax
+        out = []
+        for zi, ki in zip(z, k):
+            zs = np.sort(zi)[::-1]
+            r = np.arange(1, len(zi) + 1)
+            kk = r[1 + r * zs > np.cumsum(zs)].max()
+            p = np.maximum(zi - (np.cumsum(zs)[kk - 1] - 1) / kk, 0)
+            out.append(p @ (zi - zi[ki]) + 0.5 * (1 - p @ p))
+        return np.mean(out)
+
     return {
         "softmax_cross_entropy": lambda x, y: -(y * log_softmax(x, -1)).sum(-1).mean(),
         "softmax_cross_entropy_with_integer_labels":
@@ -167,6 +185,13 @@ def _row_refs():
         "categorical_focal_cross_entropy": lambda x, k: np.mean(
             -0.25 * (1 - np.exp(log_softmax(x, -1)[np.arange(len(k)), k])) ** 2
             * log_softmax(x, -1)[np.arange(len(k)), k]),
+        "multilabel_margin": mlm,
+        "multiclass_sparsemax_loss": msm,
+        "dice": lambda p, t: np.mean(1 - (2 * (p * t).sum(-1) + 1e-5)
+                                     / (p.sum(-1) + t.sum(-1) + 1e-5)),
+        "tversky": lambda p, t: np.mean(1 - ((p * t).sum(-1) + 1e-5) / (
+            (p * t).sum(-1) + 0.5 * (p * (1 - t)).sum(-1) + 0.5 * ((1 - p) * t).sum(-1)
+            + 1e-5)),
     }
 
 

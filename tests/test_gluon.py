@@ -377,3 +377,80 @@ def test_float32_keeps_dtype():
     assert v.dtype == np.float32 and g.dtype == np.float32
     np.testing.assert_allclose(v, np.mean(0.5 * (x - y).astype(float) ** 2, axis=1), rtol=1e-5)
     assert fl.gluon is gluon
+
+
+# ------------------------------------------------------------------- SDMLLoss, FocalLoss
+def sdml_ref(x1, x2, s):
+    """MXNet's SDMLLoss.hybrid_forward in float64 NumPy: KLDivLoss(from_logits=True) of
+    log_softmax(−D) against the smoothed identity, averaged over the batch columns."""
+    B = x1.shape[0]
+    D = ((x1[:, None, :] - x2[None, :, :]) ** 2).sum(axis=2)
+    gold = np.eye(B)
+    lab = gold * (1 - s) + (1 - gold) * s / (B - 1)
+    logp = log_softmax(-D, axis=1)
+    return (lab * (np.log(lab + 1e-12) - logp)).mean(axis=1)
+
+
+@pytest.mark.parametrize("s", [0.3, 0.0])
+def test_sdml_value_and_gradients(s):
+    x1, x2 = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))
+    loss = gluon.SDMLLoss(smoothing_parameter=s)
+    v, (g1, g2) = loss.loss_and_grad(x1, x2)
+    np.testing.assert_allclose(v, sdml_ref(x1, x2, s), rtol=1e-12)
+    np.testing.assert_allclose(loss(x1, x2), v, rtol=0)
+    np.testing.assert_allclose(g1, fd_grad(lambda z: sdml_ref(z, x2, s), x1), rtol=1e-6,
+                               atol=1e-8)
+    np.testing.assert_allclose(g2, fd_grad(lambda z: sdml_ref(x1, z, s), x2), rtol=1e-6,
+                               atol=1e-8)
+    # batch_axis=1 (columns are the pairs) and the global weight
+    vt, (h1, h2) = gluon.SDMLLoss(s, weight=2.0, batch_axis=1).loss_and_grad(x1.T, x2.T)
+    np.testing.assert_allclose(vt, 2 * v, rtol=1e-12)
+    np.testing.assert_allclose(h1, 2 * g1.T, rtol=1e-12)
+    np.testing.assert_allclose(h2, 2 * g2.T, rtol=1e-12)
+
+
+def test_sdml_errors_and_float32():
+    x = RNG.normal(size=(3, 2)).astype(np.float32)
+    v, (g1, g2) = gluon.SDMLLoss().loss_and_grad(x, x[::-1].copy())
+    assert v.dtype == g1.dtype == g2.dtype == np.float32
+    np.testing.assert_allclose(v, sdml_ref(x.astype(float), x[::-1].astype(float), 0.3),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="SDMLLoss: needs a batch of at least 2"):
+        gluon.SDMLLoss()(x[:1], x[:1])
+    with pytest.raises(ValueError, match="SDMLLoss: x1 and x2"):
+        gluon.SDMLLoss()(x, x[:, :1])
+    with pytest.raises(ValueError, match="smoothing_parameter"):
+        gluon.SDMLLoss(1.0)
+
+
+def focal_ref(x, y, alpha, gamma, eps=0.0):
+    """GluonCV's FocalLoss element loss (with eps = 0 inside the logarithm)."""
+    p = 1 / (1 + np.exp(-x))
+    pt = np.where(y > 0, p, 1 - p)
+    a = np.where(y > 0, alpha, 1 - alpha)
+    return -a * (1 - pt) ** gamma * np.log(np.minimum(pt + eps, 1))
+
+
+def test_focal_sparse_and_dense_labels():
+    x = RNG.normal(scale=2, size=(3, 2, 4))
+    lab = RNG.integers(0, 4, (3, 2))
+    y = np.eye(4)[lab]
+    sw = np.array([1.0, 0.5, 2.0])
+    loss = gluon.FocalLoss(alpha=0.3, gamma=1.5, num_class=4)
+    v, g = loss.loss_and_grad(x, lab, sw)
+    ref = lambda z: (focal_ref(z, y, 0.3, 1.5) * sw[:, None, None]).mean(axis=(1, 2))  # noqa
+    np.testing.assert_allclose(v, ref(x), rtol=1e-12)
+    np.testing.assert_allclose(g, fd_grad(ref, x), rtol=1e-6, atol=1e-9)
+    # GluonCV's eps = 1e-12 changes the value by a relative ~eps / p_t only
+    np.testing.assert_allclose(v, (focal_ref(x, y, 0.3, 1.5, 1e-12) * sw[:, None, None])
+                               .mean(axis=(1, 2)), rtol=1e-9)
+    dense = gluon.FocalLoss(sparse_label=False, size_average=False, weight=0.5)
+    yd = y * RNG.uniform(0.5, 1, y.shape)          # label > 0 is the target
+    np.testing.assert_allclose(dense(x, yd), 0.5 * focal_ref(x, y, 0.25, 2).sum(axis=(1, 2)),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="num_class"):
+        gluon.FocalLoss()
+    with pytest.raises(ValueError, match="from_logits"):
+        gluon.FocalLoss(num_class=4, from_logits=True)
+    with pytest.raises(ValueError, match="class indices"):
+        loss(x, np.full_like(lab, 4))

@@ -250,3 +250,166 @@ def test_default_collection_does_not_leak():
     with fl.LossCollection():
         pass
     slim.reset_default_collection()
+
+
+# ------------------------------------------- tf.compat.v1.losses reductions and collections
+def tf_reduce(losses, weights, reduction):
+    """tf.compat.v1.losses.compute_weighted_loss (losses_impl.py), re-derived in float64:
+    weights aligned with the leading axes, broadcast to the loss shape."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim > 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    w = np.broadcast_to(w.reshape(w.shape + (1,) * (losses.ndim - w.ndim)), losses.shape)
+    wl = losses * w
+    if reduction == "none":
+        return wl
+    total = wl.sum()
+    div = {"weighted_sum": 1.0, "weighted_mean": w.sum(),
+           "weighted_sum_over_batch_size": float(losses.size),
+           "weighted_sum_by_nonzero_weights": float(np.count_nonzero(w))}[reduction]
+    return total / div if div != 0 else 0.0
+
+
+TF_WEIGHTS = {
+    "scalar": 0.7, "zero": 0.0,
+    "batch_zeros": np.array([1.0, 0.0, 2.0, 0.0]),
+    "batch1": np.array([[0.0], [1.5], [2.0], [0.5]]),
+    "full_zeros": WEIGHTS["full"],
+    "broadcast_row": np.array([[0.0, 2.0, 1.0]]),      # (1, D): a size-1 dim broadcast
+}
+RED_FORMS = [("NONE", "none"), ("SUM", "weighted_sum"), ("MEAN", "weighted_mean"),
+             ("SUM_OVER_BATCH_SIZE", "weighted_sum_over_batch_size"),
+             ("SUM_BY_NONZERO_WEIGHTS", "weighted_sum_by_nonzero_weights"),
+             ("SUM_OVER_NONZERO_WEIGHTS", "weighted_sum_by_nonzero_weights")]
+
+
+@pytest.mark.parametrize("wname", list(TF_WEIGHTS))
+def test_tf_reductions_values_and_gradients(wname):
+    w = TF_WEIGHTS[wname]
+    x, y = RNG.normal(size=(B, D)), RNG.normal(size=(B, D))
+    ell = (x - y) ** 2
+    for i, (attr, value) in enumerate(RED_FORMS):
+        ref = tf_reduce(ell, w, value)
+        for form in (attr, value, getattr(slim.Reduction, attr)):
+            v = slim.mean_squared_error(x, y, w, reduction=form)
+            np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-300)
+            np.testing.assert_allclose(slim.compute_weighted_loss(ell, w, reduction=form), ref,
+                                       rtol=1e-12, atol=1e-300)
+        if value == "none":
+            assert np.shape(v) == (B, D)
+        if i % 2 == 0:   # gradients (of the sum for NONE) against central differences
+            v, g = slim.mean_squared_error.value_and_grad(x, y, w, reduction=attr)
+            fd = fd_grad(lambda z: tf_reduce((z - y) ** 2, w, value), x)
+            np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_tf_reductions_on_row_losses_and_slim_default():
+    logits, lab = RNG.normal(size=(B, 5)), RNG.integers(0, 5, B)
+    ell = -log_softmax(logits, axis=1)[np.arange(B), lab]
+    w = np.array([0.0, 1.0, 3.0, 0.5])
+    for _, value in RED_FORMS:
+        np.testing.assert_allclose(
+            slim.sparse_softmax_cross_entropy(logits, lab, w, reduction=value),
+            tf_reduce(ell, w, value), rtol=1e-12)
+    # None (the default) is Slim's count: it differs from TF's only for a size-1 weight
+    # dimension broadcast over the loss (one present element per weight, not per element)
+    x, y = RNG.normal(size=(B, D)), RNG.normal(size=(B, D))
+    wr = TF_WEIGHTS["broadcast_row"]
+    np.testing.assert_allclose(slim.mean_squared_error(x, y, wr),
+                               slim_reduce((x - y) ** 2, wr), rtol=1e-12)
+    np.testing.assert_allclose(slim.mean_squared_error(x, y, wr),
+                               B * tf_reduce((x - y) ** 2, wr,
+                                             "weighted_sum_by_nonzero_weights"), rtol=1e-12)
+    wb = WEIGHTS["batch"]
+    assert slim.mean_squared_error(x, y, wb) == slim.mean_squared_error(
+        x, y, wb, reduction="SUM_BY_NONZERO_WEIGHTS")
+    with pytest.raises(ValueError, match="mean_squared_error: reduction"):
+        slim.mean_squared_error(x, y, reduction="mean")
+    with pytest.raises(ValueError, match="Invalid Reduction Key"):
+        slim.Reduction.validate("sum")
+    assert len(set(slim.Reduction.all())) == 5
+
+
+def test_huber_loss_and_hinge_reduction():
+    x, y = RNG.normal(scale=2, size=(B, D)), RNG.normal(size=(B, D))
+    d = np.abs(x - y)
+    ell = np.where(d <= 1.5, 0.5 * d ** 2, 1.5 * (d - 0.75))
+    w = WEIGHTS["batch"]
+    v, g = slim.huber_loss.value_and_grad(x, y, w, delta=1.5)
+    np.testing.assert_allclose(v, slim_reduce(ell, w), rtol=1e-12)
+    fd = fd_grad(lambda z: slim.huber_loss(z, y, w, delta=1.5, loss_collection=None), x)
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(slim.huber_loss(x, y, w, 1.5, reduction="SUM"),
+                               tf_reduce(ell, w, "weighted_sum"), rtol=1e-12)
+    lab = (RNG.uniform(size=(B, D)) < 0.5).astype(float)
+    h = np.maximum(0, 1 - (2 * lab - 1) * x)
+    np.testing.assert_allclose(slim.hinge_loss(x, lab), h, rtol=1e-13)      # Slim's
+    np.testing.assert_allclose(slim.hinge_loss(x, lab, weights=w, reduction="MEAN"),
+                               tf_reduce(h, w, "weighted_mean"), rtol=1e-12)
+    np.testing.assert_allclose(slim.hinge_loss(x, lab, weights=w),
+                               tf_reduce(h, w, "none"), rtol=1e-13)
+
+
+def test_loss_collection_keys(scoped_collection):
+    x, y = RNG.normal(size=(B, D)), RNG.normal(size=(B, D))
+    a = slim.absolute_difference(x, y)                                 # GraphKeys.LOSSES
+    slim.absolute_difference(x, y, loss_collection=None)               # not added
+    r = slim.mean_squared_error(x, y, loss_collection=slim.GraphKeys.REGULARIZATION_LOSSES)
+    c = slim.log_loss(1 / (1 + np.exp(-x)), (y > 0) * 1.0, loss_collection="my_losses")
+    h = slim.hinge_loss(x, (y > 0) * 1.0, loss_collection="losses")
+    assert slim.get_regularization_loss() == 0.0 + r
+    slim.add_loss(0.125, loss_collection=slim.GraphKeys.REGULARIZATION_LOSSES)
+    slim.add_loss(9.0, loss_collection="my_losses")
+    slim.add_loss(7.0, loss_collection=None)
+    assert slim.get_losses()[0] == a and len(slim.get_losses()) == 2
+    np.testing.assert_array_equal(slim.get_losses()[1], h)
+    assert slim.get_losses(loss_collection="my_losses") == [c, 9.0]
+    assert slim.get_regularization_losses() == [r, 0.125]
+    np.testing.assert_allclose(slim.get_regularization_loss(), r + 0.125, rtol=1e-15)
+    total = a + np.sum(h) + r + 0.125
+    np.testing.assert_allclose(slim.get_total_loss(), total, rtol=1e-13)
+    tot, grads = scoped_collection.value_and_grads()                  # "my_losses" excluded
+    np.testing.assert_allclose(tot, total, rtol=1e-13)
+    with fl.LossCollection():
+        assert slim.get_regularization_loss() == 0.0
+    with pytest.raises(TypeError, match="loss_collection"):
+        slim.absolute_difference(x, y, loss_collection=3)
+    with pytest.raises(TypeError, match="loss_collection"):
+        slim.add_loss(1.0, loss_collection=3)
+
+
+# ------------------------------------------------------------------ metric_learning names
+def test_metric_learning_names_order_and_values(scoped_collection, capsys):
+    ml = slim.metric_learning
+    a, p = RNG.normal(size=(6, 3)), RNG.normal(size=(6, 3))
+    lab = np.array([0, 1, 0, 2, 1, 2])
+    y = np.array([1, 0, 1, 1, 0, 0])
+    # contrastive_loss(labels, anchor, positive, margin): TF's formula, mean over pairs
+    d = np.sqrt(np.sum((a - p) ** 2, axis=1))
+    ref = lambda a_, p_: np.mean(  # noqa: E731
+        y * np.sum((a_ - p_) ** 2, axis=1)
+        + (1 - y) * np.maximum(0.8 - np.sqrt(np.sum((a_ - p_) ** 2, axis=1)), 0) ** 2)
+    v, (ga, gp) = ml.contrastive_loss.value_and_grad(y, a, p, 0.8)
+    np.testing.assert_allclose(v, np.mean(y * d ** 2 + (1 - y) * np.maximum(0.8 - d, 0) ** 2),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ga, fd_grad(lambda z: ref(z, p), a), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gp, fd_grad(lambda z: ref(a, z), p), rtol=1e-6, atol=1e-8)
+    # npairs_loss: softmax cross-entropy of A Pᵀ against the normalized label match + L2
+    S = a @ p.T
+    t = (lab[:, None] == lab[None, :]).astype(float)
+    t /= t.sum(axis=1, keepdims=True)
+    xent = np.mean(-np.sum(t * log_softmax(S, axis=1), axis=1))
+    l2 = 0.25 * 0.01 * (np.mean(np.sum(a ** 2, 1)) + np.mean(np.sum(p ** 2, 1)))
+    np.testing.assert_allclose(ml.npairs_loss(lab, a, p, 0.01, True), xent + l2, rtol=1e-12)
+    assert "cross entropy loss" in capsys.readouterr().out
+    # the mining losses: TF's order (labels, embeddings, margin), fastloss's values
+    for name, core in (("triplet_semihard_loss", fl.triplet_semihard),
+                       ("lifted_struct_loss", fl.lifted_struct)):
+        f = getattr(ml, name)
+        v, g = f.value_and_grad(lab, a, 0.5)
+        rv, rg = fl.value_and_grad(core, argnums=1)(lab, a, margin=0.5)
+        assert v == rv and f(lab, a, margin=0.5) == rv
+        np.testing.assert_array_equal(g, rg)
+    assert len(scoped_collection) == 0            # TF adds these to no collection
+    with pytest.raises(ValueError, match="metric_learning.contrastive_loss"):
+        ml.contrastive_loss(y[:5], a, p)

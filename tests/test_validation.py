@@ -369,17 +369,34 @@ ROW_INPUTS = {
     "nll_loss": (np.log(X2), np.array([0, 2])), "categorical_hinge": (X2, X2),
     "poly1_softmax_cross_entropy": (X2, X2), "multilabel_soft_margin": (X2, X2),
     "categorical_focal_cross_entropy": (X2, np.array([0, 2])),
+    "multilabel_margin": (X2, np.array([[0, -1, 0], [2, 1, -1]])),
+    "multiclass_sparsemax_loss": (X2, np.array([0, 2])), "dice": (X2, X2),
+    "tversky": (X2, X2),
 }
 CTC_INPUTS = (np.zeros((2, 4, 3)), np.array([[1, 2], [2, 0]]), np.array([4, 3]),
               np.array([2, 1]))
 
 
+VALID3 = {"gaussian_nll": (X2[0], X2[1], np.array([0.5, 1.0, 2.0])),
+          "margin_ranking": (X2[0], X2[1], np.array([1.0, -1.0, 1.0]))}
+
+
 def valid_inputs(info):
+    if info.kind == "elementwise" and info.name in VALID3:
+        return VALID3[info.name]
     if info.kind == "elementwise":
         return (VALID["pred"], VALID["target"])
     if info.kind == "ctc":
         return CTC_INPUTS
+    if info.kind == "metric":
+        return METRIC_INPUTS[info.name]
     return ROW_INPUTS[info.name]
+
+
+_LAB2 = np.array([0, 0])   # the metric-learning losses (tests/test_metric.py)
+METRIC_INPUTS = {"contrastive": (np.array([1, 0]), X2, X2 + 1), "npairs": (_LAB2, X2, X2 + 1),
+                 "ntxent": (X2, _LAB2), "triplet_semihard": (_LAB2, X2),
+                 "lifted_struct": (_LAB2, X2)}
 
 
 BAD_ARRAYS = [np.array(["a", "b"]), None, np.array([1 + 1j, 2]),
@@ -422,6 +439,8 @@ def test_sweep_bad_inputs_and_parameters(name):
             _expect_named(lambda: fn(*a), inp)
     for p, default in info.params.items():
         for bad in _bad_values(default):
+            if isinstance(bad, list) and p in getattr(info.spec, "per_element", ()):
+                continue    # an array parameter: [1.0, 2.0] may be valid (broadcast to pred)
             _expect_named(lambda: fn(*args, **{p: bad}), p)
     for bad in (["a", "b"], np.array([1 + 1j, 1]), np.array([None, 1], dtype=object), "w"):
         _expect_named(lambda: fn(*args, sample_weight=bad), "sample_weight")
@@ -639,7 +658,7 @@ def test_collection_arguments():
     with pytest.raises(TypeError, match="scope"):
         c.get_losses(1.5)
     with pytest.raises(TypeError, match="loss_collection"):
-        slim.get_losses(loss_collection="a")
+        slim.get_losses(loss_collection=1.5)
     with fl.LossCollection(), pytest.raises(TypeError, match="scope"):
         slim.mean_squared_error(np.zeros(2), np.zeros(2), scope=1)
 

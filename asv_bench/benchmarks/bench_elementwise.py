@@ -72,3 +72,28 @@ class FirstCall:
 
     def time_import_and_first_call(self, loss):
         self._run(loss)
+
+
+@timing
+class ElementwiseThree:
+    """The losses of three arrays: value, and value + the gradients of two inputs."""
+    params = (["gaussian_nll", "margin_ranking"], [1_000, 100_000, 10_000_000],
+              ["float32", "float64"])
+    param_names = ["loss", "n", "dtype"]
+    timeout = 300
+
+    def setup(self, loss, n, dtype):
+        from fastloss._bench.elementwise import THREE, _three_inputs
+
+        self.f = getattr(fastloss, loss)
+        self.vg = fastloss.value_and_grad(self.f, argnums=THREE[loss])
+        self.a = _three_inputs(loss, n, np.dtype(dtype))
+        self.g = tuple(np.empty_like(self.a[0]) for _ in THREE[loss])
+        self.f(*self.a)
+        self.vg(*self.a, grad_out=self.g)
+
+    def time_value(self, loss, n, dtype):
+        self.f(*self.a)
+
+    def time_value_and_grad(self, loss, n, dtype):
+        self.vg(*self.a, grad_out=self.g)

@@ -11,7 +11,9 @@ FAMILIES = [("elementwise", "Elementwise losses",
              "One loss per element; gradient and diagonal Hessian with respect to ``pred``."),
             ("rowwise", "Class-axis and row-wise losses",
              "One loss per row along the class (feature) axis."),
-            ("ctc", "Sequence losses", "Connectionist temporal classification.")]
+            ("ctc", "Sequence losses", "Connectionist temporal classification."),
+            ("metric", "Metric-learning losses",
+             "Pairwise over a batch of embeddings (:doc:`../guide/metric_learning`).")]
 
 
 def render() -> str:
@@ -34,7 +36,8 @@ def render() -> str:
                 "   :toctree: generated", "   :nosignatures:", ""]
         out += [f"   {n}" for n in names]
         if kind == "ctc":
-            out += ["   ctc_greedy_decode"]
+            out += ["   ctc_loss_with_forward_probs", "   ctc_greedy_decode",
+                    "   ctc_beam_search_decode"]
         out += [""]
     return "\n".join(out) + "\n"
 

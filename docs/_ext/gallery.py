@@ -31,13 +31,17 @@ def _elementwise(info):
     else:
         x, y, what = X, 0.0, "target 0"
     t = np.full_like(x, y)
-    v = info.func(x, t, reduction="none")
+    args = (x, t)
+    if len(info.inputs) == 3:    # gaussian_nll: target 0, variance 1; margin_ranking:
+        args = (x, np.zeros_like(x), np.ones_like(x))   # input2 0, label 1
+        what = "target 0, var 1" if info.name == "gaussian_nll" else "input2 0, label 1"
+    v = info.func(*args, reduction="none")
     import fastloss
     if info.has_hessian:
-        g, h = fastloss.grad_and_hessian(info.func)(x, t, reduction="none")
+        g, h = fastloss.grad_and_hessian(info.func)(*args, reduction="none")
     else:
         h = None
-        g = fastloss.grad(info.func)(x, t, reduction="none")
+        g = fastloss.grad(info.func)(*args, reduction="none")
     return x, v, g, h, what
 
 
@@ -89,6 +93,44 @@ def _plot_curves(ax_v, ax_g, ax_h, x, v, g, h, xlabel):
     if ax_h is not None:
         ax_h.plot(x, h, color="C2")
         ax_h.set_title("diagonal Hessian")
+
+
+def _metric(info, plt):
+    """A batch of 2-D embeddings (3 classes of 4, seed 0) and the descent direction −∇ of
+    the loss at each one (for ``contrastive``: 8 pairs, solid similar, dotted dissimilar)."""
+    import fastloss
+    rng = np.random.default_rng(0)
+    name = info.name
+    fig, ax = plt.subplots(1, 1, figsize=(4.6, 3.6), constrained_layout=True)
+    if name in ("contrastive", "npairs"):
+        n = 8
+        a = rng.normal(size=(n, 2))
+        b = a + 0.8 * rng.normal(size=(n, 2))
+        lab = (np.arange(n) % 2) if name == "contrastive" else np.arange(n) % 4
+        v, (ga, gb) = fastloss.value_and_grad(info.func, argnums=(1, 2))(lab, a, b)
+        for i in range(n):
+            c = f"C{lab[i]}"
+            ax.plot(*np.stack([a[i], b[i]]).T, color=c, lw=1,
+                    ls="-" if name == "npairs" or lab[i] else ":")
+        pts, g = np.vstack([a, b]), np.vstack([ga, gb])
+        cols = [f"C{k}" for k in np.concatenate([lab, lab])]
+        what = ("8 pairs (solid: label 1, dotted: label 0)" if name == "contrastive"
+                else "8 anchor–positive pairs of 4 classes")
+    else:
+        lab = np.repeat(np.arange(3), 4)
+        pts = rng.normal(size=(12, 2)) + 0.8 * np.repeat(rng.normal(size=(3, 2)), 4, axis=0)
+        args = (pts, lab) if name == "ntxent" else (lab, pts)
+        v, g = fastloss.value_and_grad(info.func, argnums=0 if name == "ntxent" else 1)(*args)
+        cols = [f"C{k}" for k in lab]
+        what = "12 embeddings of 3 classes"
+    ax.scatter(pts[:, 0], pts[:, 1], c=cols, s=18, zorder=3)
+    ax.quiver(pts[:, 0], pts[:, 1], -g[:, 0], -g[:, 1], color=cols, angles="xy", width=0.004)
+    ax.set_title(f"{name} = {float(v):.3f}: −gradient")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    caption = (f"``{name}`` of {what} in 2-D (random, seed 0), default parameters: the "
+               f"arrows are the descent direction −∇ at every embedding.")
+    return fig, caption
 
 
 def draw(info, path):
@@ -154,6 +196,8 @@ def draw(info, path):
         caption = (f"``{name}`` of one sequence of 12 frames, 5 classes (random logits, seed 0),"
                    f" labels 1 2 2 3: the softmax, and the gradient softmax − posterior "
                    f"occupancy (loss {float(v):.4f}).")
+    elif info.kind == "metric":                        # fastloss._metric
+        fig, caption = _metric(info, plt)
     else:                                              # a family the gallery does not know
         return None
     fig.savefig(path, dpi=90)
@@ -162,7 +206,7 @@ def draw(info, path):
 
 
 TITLES = {"elementwise": "Elementwise losses", "rowwise": "Class-axis and row-wise losses",
-          "ctc": "Sequence losses"}
+          "ctc": "Sequence losses", "metric": "Metric-learning losses"}
 
 
 def build(srcdir):

@@ -11,7 +11,7 @@ import re
 import sys
 
 import fastloss
-from fastloss._math.spec import ELEMENTWISE
+from fastloss._math.spec import ELEMENTWISE, ELEMENTWISE3
 
 text = open("docs/losses.md").read()
 head, rest = text.split("| loss | kind |", 1)
@@ -29,11 +29,11 @@ def row(name):
             f"{', '.join(info.differentiable)} | {'yes' if info.has_hessian else '—'} | {f} |")
 def section(name):
     return f"## `{name}`\n\n{fastloss.LOSSES[name].doc.strip()}\n"
-ew = list(ELEMENTWISE)
+ew = list(ELEMENTWISE) + list(ELEMENTWISE3)   # (three arrays: gaussian_nll, ...)
 old_rows = {r.split("|")[1].strip().strip("`"): r for r in table[2:]}
 mismatch = [n for n in ew if n in old_rows and old_rows[n] != row(n)]
 print("existing rows reproduced differently:", mismatch, file=sys.stderr)
-other = [r for r in table[2:] if r.split("|")[1].strip().strip("`") not in ELEMENTWISE]
+other = [r for r in table[2:] if r.split("|")[1].strip().strip("`") not in ew]
 new_table = table[:2] + [row(n) for n in ew] + other
 # sections: split on '## `'
 parts = re.split(r"(?m)^(?=## `)", after)
@@ -42,6 +42,6 @@ secmap = {re.match(r"## `([^`]+)`", s).group(1): s for s in secs}
 for n in ew:
     if n in secmap and secmap[n].strip() != section(n).strip():
         print("section differs:", n, file=sys.stderr)
-out_secs = [section(n) + "\n" for n in ew] + [s for k, s in secmap.items() if k not in ELEMENTWISE]
+out_secs = [section(n) + "\n" for n in ew] + [s for k, s in secmap.items() if k not in ew]
 res = head + "\n".join(new_table) + "\n" + pre + "".join(out_secs)
 sys.stdout.write(res.rstrip("\n") + "\n")

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-FAMILIES = ("elementwise", "rowwise", "ctc", "workflows", "sizes")
+FAMILIES = ("elementwise", "rowwise", "ctc", "metric", "workflows", "sizes")
 # what a plain ``python -m fastloss bench`` runs; the workflows (model fits, boosting, a
 # contention case that starts busy processes) take minutes and run with --family workflows
-DEFAULT_FAMILIES = ("elementwise", "rowwise", "ctc")
+DEFAULT_FAMILIES = ("elementwise", "rowwise", "ctc", "metric")
 
 
 @dataclass

@@ -13,6 +13,8 @@ NONNEG_TARGET = ("tweedie_deviance", "gamma_deviance", "convex_kl", "generalized
 
 
 def _inputs(name, n, dtype, seed=0):
+    if name in THREE:    # (input, target, var) / (input1, input2, target)
+        return _three_inputs(name, n, dtype, seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n, dtype=np.float32).astype(dtype)
     if name in PM1:
@@ -203,4 +205,70 @@ def cases(quick=False):
             nbytes=lambda args: 3 * args[0].nbytes,
             peers={"numpy": _np_peer(name), "torch": _torch_peer(name),
                    "sklearn": _sklearn_peer(name)}))
-    return out
+    return out + cases_three(quick)
+
+
+# --- the losses of three arrays: value + gradients w.r.t. two inputs ----------------------
+def _three_inputs(name, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n, dtype=np.float32).astype(dtype)
+    y = rng.standard_normal(n, dtype=np.float32).astype(dtype)
+    if name == "gaussian_nll":
+        z = rng.uniform(0.1, 2.0, n).astype(dtype)
+    else:
+        z = np.where(rng.random(n, dtype=np.float32) < 0.5, -1, 1).astype(dtype)
+    return x, y, z
+
+
+THREE = {"gaussian_nll": (0, 2), "margin_ranking": (0, 1)}   # loss: the inputs differentiated
+
+
+def _np_peer3(name):
+    def run(args, kw):
+        x, y, z = (a.astype(np.float64) for a in args)
+        n = x.size
+
+        def f():
+            if name == "gaussian_nll":
+                v = np.maximum(z, 1e-6)
+                d = x - y
+                return (np.mean(0.5 * (np.log(v) + d * d / v)), d / v / n,
+                        0.5 * (1 / v - d * d / (v * v)) / n)
+            u = -z * (x - y)
+            live = u >= 0
+            return np.mean(np.maximum(u, 0)), np.where(live, -z, 0) / n, np.where(live, z, 0) / n
+        return f
+    return run
+
+
+def _torch_peer3(name):
+    def run(args, kw):
+        import torch
+        F = torch.nn.functional
+        t0 = [torch.from_numpy(a) for a in args]
+        diff = THREE[name]
+
+        def f():
+            ts = [t.detach().requires_grad_(i in diff) for i, t in enumerate(t0)]
+            if name == "gaussian_nll":
+                loss = F.gaussian_nll_loss(*ts)
+            else:
+                loss = F.margin_ranking_loss(*ts)
+            loss.backward()
+            return tuple(ts[i].grad for i in diff)
+        return f
+    return run
+
+
+def _make3(name, n, dtype):
+    args = _three_inputs(name, n, dtype)
+    return args, {"grad_out": tuple(np.empty_like(args[0]) for _ in THREE[name])}
+
+
+def cases_three(quick=False):
+    n = N_QUICK if quick else N_FULL
+    return [Case(loss=name, label=f"n={n:.0e}", argnums=nums,
+                 make=lambda dtype, name=name: _make3(name, n, dtype),
+                 nbytes=lambda args: 5 * args[0].nbytes,
+                 peers={"numpy": _np_peer3(name), "torch": _torch_peer3(name)})
+            for name, nums in THREE.items()]

@@ -5,8 +5,10 @@ allocated once (:func:`_preallocated`).
 
 Peers: ``"torch"`` runs the same forward + backward with PyTorch CPU tensors
 (``cross_entropy``, ``kl_div``, ``multi_margin_loss``, ``cosine_embedding_loss``,
-``triplet_margin_loss``, ``nll_loss``, ``multilabel_soft_margin_loss``); losses PyTorch
-has no function for are written from its primitives.  torch is imported inside the peer
+``triplet_margin_loss``, ``nll_loss``, ``multilabel_soft_margin_loss``,
+``multilabel_margin_loss``, and the ``weight``/``p``/``swap``/``batchmean`` options);
+losses PyTorch has no function for are written from its primitives (sparsemax by a sort,
+Dice and Tversky as in MONAI).  torch is imported inside the peer
 and ``ImportError`` propagates when missing.
 """
 from __future__ import annotations
@@ -154,6 +156,60 @@ def _peer_cfoc(args, kwargs):
     return _fb(f, [x])
 
 
+def _peer_hinge_w(args, kwargs):
+    import torch.nn.functional as F
+    x, k = _t(args[0], True), _t(args[1].astype(np.int64))
+    w = _t(kwargs["class_weight"])
+    return _fb(lambda: F.multi_margin_loss(x, k, weight=w), [x])
+
+
+def _peer_ce_dense_w(args, kwargs):
+    import torch.nn.functional as F
+    x, y = _t(args[0], True), _t(args[1])
+    w = _t(kwargs["class_weight"])
+    return _fb(lambda: F.cross_entropy(x, y, weight=w), [x])
+
+
+def _peer_triplet_p1_swap(args, kwargs):
+    import torch.nn.functional as F
+    a, p, n = (_t(u, True) for u in args[:3])
+    return _fb(lambda: F.triplet_margin_loss(a, p, n, p=1.0, swap=True), [a, p, n])
+
+
+def _peer_mlm(args, kwargs):
+    import torch.nn.functional as F
+    x, t = _t(args[0], True), _t(args[1])
+    return _fb(lambda: F.multilabel_margin_loss(x, t), [x])
+
+
+def _peer_msm(args, kwargs):
+    import torch
+    z, k = _t(args[0], True), _t(args[1].astype(np.int64))
+
+    def f():   # sparsemax by a sort (Martins & Astudillo), then optax's loss
+        zs = torch.sort(z, -1, descending=True)[0]
+        r = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+        cs = zs.cumsum(-1)
+        kk = ((1 + r * zs) > cs).sum(-1, keepdim=True)
+        tau = (cs.gather(-1, kk - 1) - 1) / kk.to(z.dtype)
+        p = (z - tau).clamp(min=0)
+        zk = z.gather(-1, k[:, None])
+        return ((p * (z - zk)).sum(-1) + 0.5 * (1 - (p * p).sum(-1))).mean()
+    return _fb(f, [z])
+
+
+def _peer_tversky(alpha, beta, c):
+    def peer(args, kwargs):
+        p, t = _t(args[0], True), _t(args[1], True)
+
+        def f():   # MONAI's sums over each sample
+            tp = (p * t).sum(-1)
+            den = tp + alpha * (p * (1 - t)).sum(-1) + beta * ((1 - p) * t).sum(-1)
+            return (1 - (c * tp + 1e-5) / (c * den + 1e-5)).mean()
+        return _fb(f, [p, t])
+    return peer
+
+
 def _preallocated(case):
     """``case`` with its gradient buffers allocated once and passed as ``grad_out`` (as the
     elementwise cases and the triad do: a fresh 67-131 MB gradient per call would time
@@ -203,6 +259,35 @@ def cases(quick: bool = False) -> list:
             return args, {}
         return make
 
+    def with_kw(make, **extra):
+        def make_kw(dtype=np.float32):
+            args, kw = make(dtype)
+            return args, dict(kw, **extra)
+        return make_kw
+
+    def weighted(make, C):
+        def make_w(dtype=np.float32):
+            args, kw = make(dtype)
+            return args, dict(kw, class_weight=_rng().random(C).astype(dtype) + 0.5)
+        return make_w
+
+    def mlm(N, C):
+        def make(dtype=np.float32):
+            r = _rng()
+            t = np.full((N, C), -1, np.int64)   # 1 to 5 listed classes per row
+            n = r.integers(1, 6, N)
+            for j in range(5):
+                t[:, j] = np.where(j < n, r.integers(0, C, N), -1)
+            return (r.standard_normal((N, C), dtype=np.float32).astype(dtype), t), {}
+        return make
+
+    def seg(N, D):   # soft predictions and binary masks, one sample per row
+        def make(dtype=np.float32):
+            r = _rng()
+            return (r.random((N, D), dtype=np.float32).astype(dtype),
+                    (r.random((N, D)) < 0.3).astype(dtype)), {}
+        return make
+
     tp = _torch_peer
     return [_preallocated(c) for c in [
         Case("softmax_cross_entropy_with_integer_labels", f"N={32768 // s},C=1000",
@@ -235,4 +320,27 @@ def cases(quick: bool = False) -> list:
              _logits_nbytes, {"torch": tp(_peer_mlsm)}),
         Case("categorical_focal_cross_entropy", f"N={32768 // s},C=1000",
              ice(32768 // s, 1000), _logits_nbytes, {"torch": tp(_peer_cfoc)}),
+        # options of the row-wise losses beside their PyTorch peers
+        Case("multiclass_hinge", f"N={32768 // s},C=100,class_weight",
+             weighted(floats(1, 32768 // s, 100, "int"), 100), _logits_nbytes,
+             {"torch": tp(_peer_hinge_w)}),
+        Case("softmax_cross_entropy", f"N={8192 // s},C=1000,class_weight",
+             weighted(dense(8192 // s, 1000), 1000), _logits_nbytes,
+             {"torch": tp(_peer_ce_dense_w)}),
+        Case("triplet_margin", f"N={32768 // s},D=256,p=1,swap",
+             with_kw(floats(3, 32768 // s, 256), p=1.0, swap=True), _nbytes,
+             {"torch": tp(_peer_triplet_p1_swap)}, argnums=(0, 1, 2)),
+        Case("kl_divergence", f"N={8192 // s},C=1000,batchmean",
+             with_kw(dense(8192 // s, 1000, True), reduction="batchmean"), _logits_nbytes,
+             {"torch": tp(_peer_kl)}),
+        # new losses
+        Case("multilabel_margin", f"N={8192 // s},C=100", mlm(8192 // s, 100),
+             _logits_nbytes, {"torch": tp(_peer_mlm)}),
+        Case("multiclass_sparsemax_loss", f"N={32768 // s},C=1000", ice(32768 // s, 1000),
+             _logits_nbytes, {"torch": tp(_peer_msm)}),
+        Case("dice", f"N=64,D={65536 // s}", seg(64, 65536 // s), _nbytes,
+             {"torch": tp(_peer_tversky(0.5, 0.5, 2.0))}, argnums=(0, 1)),
+        Case("tversky", f"N=64,D={65536 // s},alpha=0.3,beta=0.7",
+             with_kw(seg(64, 65536 // s), alpha=0.3, beta=0.7), _nbytes,
+             {"torch": tp(_peer_tversky(0.3, 0.7, 1.0))}, argnums=(0, 1)),
     ]]

@@ -456,3 +456,69 @@ def _logspace(x, tnc, log_probs, ext, sk, fr, n, Tn, sn, want_grad, gam, al):
                 g[s] = v if e[s] > NEG_INF else 0.0
             bn, bc = bc, bn
     return -lp
+
+
+def ctc_forward_kernel(x, log_probs, lab, lab_len, in_len, blank, ab, an):
+    """Log forward variables of every sequence (``fastloss.ctc_loss_with_forward_probs``).
+
+    x: (N, T, C) float64 logits (log-probabilities when ``log_probs``); lab: (N, L) int64
+    labels (padding ignored); lab_len, in_len: (N,) int64.  Writes, for t < in_len[n],
+    ab[t, n, j] = log α_t(2j) (j labels emitted, in the blank after them) for j <= lab_len[n],
+    an[t, n, j] = log α_t(2j + 1) (in label j) for j < lab_len[n]; −inf for the states
+    past the label length; rows t >= in_len[n] repeat row in_len[n] − 1 (all −inf when
+    in_len[n] = 0).  float64 throughout; NaN propagates.
+    """
+    N = x.shape[0]
+    T = x.shape[1]
+    C = x.shape[2]
+    L = lab.shape[1]
+    for n in prange(N):
+        Tn = in_len[n]
+        Ln = lab_len[n]
+        S = 2 * Ln + 1
+        prev = np.full(S, NEG_INF)
+        cur = np.full(S, NEG_INF)
+        lp = np.empty(C)
+        for t in range(T):
+            if t < Tn:
+                row = x[n, t]
+                if log_probs:
+                    for k in range(C):
+                        lp[k] = row[k]
+                else:
+                    m = row[0]
+                    for k in range(1, C):
+                        m = maxnum(m, row[k])
+                    acc = 0.0
+                    for k in range(C):
+                        acc += math.exp(row[k] - m)
+                    lse = m + math.log(acc)
+                    for k in range(C):
+                        lp[k] = row[k] - lse
+                for s in range(S):
+                    k = blank if s % 2 == 0 else lab[n, s // 2]
+                    if t == 0:
+                        a = 0.0 if s < 2 else NEG_INF
+                    else:
+                        a = prev[s]
+                        if s >= 1:
+                            a = _lae(a, prev[s - 1])
+                        if s >= 3 and s % 2 == 1 and lab[n, s // 2] != lab[n, s // 2 - 1]:
+                            a = _lae(a, prev[s - 2])
+                    cur[s] = a + lp[k]
+                prev, cur = cur, prev
+            for j in range(L + 1):
+                ab[t, n, j] = prev[2 * j] if (j <= Ln and Tn > 0) else NEG_INF
+            for j in range(L):
+                an[t, n, j] = prev[2 * j + 1] if (j < Ln and Tn > 0) else NEG_INF
+    return 0
+
+
+def _lae(a, b):
+    """log(e^a + e^b) in float64; −inf when both are −inf; NaN propagates."""
+    m = a if a > b else b
+    if m == NEG_INF:
+        return a + b
+    if m != m or a != a or b != b:
+        return a + b
+    return m + math.log1p(math.exp(-abs(a - b)))

@@ -2,7 +2,9 @@
 
 ``ew_kernel`` is a template: :func:`fastloss._compile.cpu_kernel` copies it with the
 globals ``loss_fn``, ``check_fn`` and ``FT`` bound to one loss's compiled scalar math and
-dtype, under a name of its own, so that each loss gets its own cacheable kernel.  Outputs
+dtype, under a name of its own, so that each loss gets its own cacheable kernel
+(``ew3_kernel``: its twin for the losses of three arrays, which also stores the gradients
+w.r.t. the second and third).  Outputs
 passed as ``None`` are pruned at compile time (Numba types them as ``none``), so
 value-only, value+gradient and gradient+Hessian calls each compile to a loop that stores
 only what is asked for.
@@ -140,6 +142,75 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in):
                         out_g[i] = sg[j]
                     if out_h is not None:
                         out_h[i] = sh[j]
+            t = sadd(t, chunk_sum(sv, m))
+        ps[blk] = t
+        pb[blk] = tb
+    s = s_in
+    bad = 0.0
+    for blk in range(nb):
+        s = sadd(s, ps[blk])
+        bad += pb[blk]
+    return s, int(bad)
+
+
+def ew3_kernel(x, y, z, w, ws, a, b, c, gscale, out_l, out_g, out_h, out_gy, out_gz, s_in):
+    """:func:`ew_kernel` for the losses of three arrays: ``loss_fn(x, y, z, a, b, c) ->
+    (value, d/dx, d²/dx², d/dy, d/dz)``; also stores gscale·w·d/dy and gscale·w·d/dz
+    (``out_gy``, ``out_gz``; None prunes them).  Same blocks, chunks and summation order.
+    """
+    n = x.shape[0]
+    nb = (n + BLK - 1) // BLK
+    zero = FT(0.0)
+    one = FT(1.0)
+    ps = np.empty(nb)
+    pb = np.empty(nb)
+    for blk in prange(nb):
+        lo = blk * BLK
+        hi = min(lo + BLK, n)
+        tb = zero
+        sv = stack_empty(CH, FT)
+        sg = stack_empty(CH, FT)
+        sh = stack_empty(CH, FT)
+        sy = stack_empty(CH, FT)
+        sz = stack_empty(CH, FT)
+        t = 0.0
+        for c0 in range(lo, hi, CH):
+            m = min(c0 + CH, hi) - c0
+            for j0 in range(m):
+                j = np.uint64(j0)
+                i = np.uint64(c0 + j0)
+                xi = x[i]
+                yi = y[i]
+                zi = z[i]
+                v, g, h, gy, gz = loss_fn(xi, yi, zi, a, b, c)
+                tb += zero if check_fn(xi, yi, zi, a, b, c) else one
+                wi = ws
+                if w is not None:
+                    wi = w[i] * ws
+                sv[j] = zero if (wi == zero and v == v) else FT(v * wi)
+                if out_g is not None:
+                    sg[j] = zero if (wi == zero and g == g) else g * (wi * gscale)
+                if out_h is not None:
+                    sh[j] = zero if (wi == zero and h == h) else h * (wi * gscale)
+                if out_gy is not None:
+                    sy[j] = zero if (wi == zero and gy == gy) else gy * (wi * gscale)
+                if out_gz is not None:
+                    sz[j] = zero if (wi == zero and gz == gz) else gz * (wi * gscale)
+            if (out_l is not None or out_g is not None or out_h is not None
+                    or out_gy is not None or out_gz is not None):
+                for j0 in range(m):
+                    j = np.uint64(j0)
+                    i = np.uint64(c0 + j0)
+                    if out_l is not None:
+                        out_l[i] = sv[j]
+                    if out_g is not None:
+                        out_g[i] = sg[j]
+                    if out_h is not None:
+                        out_h[i] = sh[j]
+                    if out_gy is not None:
+                        out_gy[i] = sy[j]
+                    if out_gz is not None:
+                        out_gz[i] = sz[j]
             t = sadd(t, chunk_sum(sv, m))
         ps[blk] = t
         pb[blk] = tb

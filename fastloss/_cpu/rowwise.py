@@ -25,6 +25,11 @@ summing and then copies them, so that its sums do not depend on gA's address; se
 ``_rowsums``/``_rowgrad``.  (A chunk-local online maximum, which would read the logits
 once instead of twice, measured no faster here: the exp pass is compute bound.)
 
+``REFINE`` (losses with ``<tag>_t2``): after phase 1 the row scalar is refined by
+``_rowrefine`` (a few passes over the row; the chunked kernel runs it per row, serially).
+``ROWARGS``: ``f2``/``f3`` get the row arrays instead of elements (see
+:mod:`fastloss._math.rowwise`).
+
 ``gH`` (the diagonal Hessian w.r.t. ``A``, losses with ``<tag>_h3``): ``None`` prunes the
 Hessian code at compile time, so it is compiled (as another specialization of the same
 kernel) only for calls that pass a buffer.  The row coefficients pass through ``fence``
@@ -58,6 +63,10 @@ INT_LABELS = False  # K holds integer class labels (out of range = ignored row)
 FLOAT_LABELS = False  # YL holds a float label per row
 HAS_CW = False      # CW holds class weights
 KEEP = False        # phase 2 stores its first term v0 in gA, phase 3 runs f3k(v0, ...)
+ROWARGS = False     # f2/f3 take the row arrays (a, b, c) and index them (ROW_ARGS tags)
+REFINE = False      # the row scalar m is refined after phase 1 (losses with <tag>_t2)
+t2 = None           # bound for REFINE: the refinement's terms and its finish
+tfin = None
 
 
 BLK = 512   # phase-2 sums: terms of a block summed by chunk_sum, blocks added in order
@@ -115,6 +124,44 @@ def _rowmax(a, b, lo, hi, k):
     return m
 
 
+def _rowrefine(a, b, D, k, m, p0, p1, p2, p3):
+    """The refined row scalar (``REFINE``): from ``t = m``, ``t, key = tfin(Σ_j t2(a_j, b_j,
+    j, k, t))`` until ``key`` repeats (at most D + 2 passes); each pass's two sums in the
+    fixed block order of :func:`_rowsums`, so that every kernel gets the same bits."""
+    t = m
+    key = -1.0
+    nf = float(D)
+    w0, w1 = t2(a[0], b[0], 0, k, t, p0, p1, p2, p3)
+    q0 = stack_like(BLK, w0)
+    q1 = stack_like(BLK, w1)
+    for it in range(D + 2):
+        s0 = 0.0
+        s1 = 0.0
+        for j0 in range(0, D, BLK):
+            n = min(j0 + BLK, D) - j0
+            for jj in range(n):
+                u = np.uint64(j0 + jj)
+                v0, v1 = t2(a[u], b[u], j0 + jj, k, t, p0, p1, p2, p3)
+                q = np.uint64(jj)
+                q0[q] = v0
+                q1[q] = v1
+            s0 = sadd(s0, chunk_sum(q0, n))
+            s1 = sadd(s1, chunk_sum(q1, n))
+        tn, kn = tfin(s0, s1, t, nf, p0, p1, p2, p3)
+        if kn == key:
+            break
+        key = kn
+        t = FT(tn)
+    return t
+
+
+def _f2at(a, b, c, wj, u, j, k, m, xk, p0, p1, p2, p3):
+    """f2 at column j (the row arrays themselves for ``ROWARGS``)."""
+    if ROWARGS:
+        return f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3)
+    return f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
+
+
 def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
     """Σ_j f2(...) over [lo, hi) (lo < hi), in one fixed order: per block of ``BLK``
     columns the terms go to stack arrays and each is summed in float64 by
@@ -137,7 +184,7 @@ def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
     wj = one
     if HAS_CW:
         wj = CW[u]
-    w0, w1, w2, w3, w4 = f2(a[u], b[u], c[u], wj, lo, k, m, xk, p0, p1, p2, p3)
+    w0, w1, w2, w3, w4 = _f2at(a, b, c, wj, u, lo, k, m, xk, p0, p1, p2, p3)
     q0 = stack_like(BLK, w0)
     q1 = stack_like(BLK, w1)
     q2 = stack_like(BLK, w2)
@@ -157,7 +204,7 @@ def _rowsums(a, b, c, CW, gA, i, lo, hi, k, m, xk, p0, p1, p2, p3):
             wj = one
             if HAS_CW:
                 wj = CW[u]
-            v0, v1, v2, v3, v4 = f2(a[u], b[u], c[u], wj, j, k, m, xk, p0, p1, p2, p3)
+            v0, v1, v2, v3, v4 = _f2at(a, b, c, wj, u, j, k, m, xk, p0, p1, p2, p3)
             q = np.uint64(jj)
             q0[q] = v0
             q1[q] = v1
@@ -192,6 +239,8 @@ def _rowgrad(a, b, c, CW, gA, gB, gC, gH, i, lo, hi, k, m, xk, c0, c1, c2, c3, c
             if gH is not None:
                 gH[i, u] = h3k(e, a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3, ch,
                                p0, p1, p2, p3)
+        elif ROWARGS:
+            ga, gb, gc = f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3)
         else:
             ga, gb, gc = f3(a[u], b[u], c[u], wj, j, k, m, xk, c0, c1, c2, c3,
                             p0, p1, p2, p3)
@@ -257,6 +306,8 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
             m = FT(-np.inf)
             if NEED_MAX:
                 m = _rowmax(a, b, 0, D, k)
+            if REFINE:
+                m = _rowrefine(a, b, D, k, m, p0, p1, p2, p3)
             s0, s1, s2, s3, s4 = _rowsums(a, b, c, CW, gA, i, 0, D, k, m, xk, p0, p1, p2, p3)
             rb[i] = s4
             loss, c0, c1, c2, c3 = fin(s0, s1, s2, s3, m, xk, wk, yl, nf, rw * gscale,
@@ -323,6 +374,8 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
         for q in range(nch):
             v = pm[i * nch + q]
             m = v if v > m else m
+        if REFINE and valid[i]:
+            m = _rowrefine(A[i], B[i], D, ks[i], m, p0, p1, p2, p3)
         ms[i] = m
     # phase 2: chunk sums
     ps = np.zeros((T, 5))

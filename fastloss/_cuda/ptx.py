@@ -100,6 +100,15 @@ def _elementwise(dt):
         args = ew.args_for(x, x, x, 1.0, (0.0, 0.0, 0.0), 1.0, np.zeros(3), x, x, x, part,
                            False, dt)
         out.append(("elementwise", name, k, args))
+    # the three-array template: gaussian_nll, margin_ranking and the per-element twins
+    from .._math.spec import ELEMENTWISE3
+    specs = [*ELEMENTWISE3.values(), *(run.twin_spec(s, p) for s in ELEMENTWISE.values()
+                                       for p in s.per_element)]
+    for spec in sorted(specs, key=lambda s: s.name):
+        k = ew.kernel_for(spec.name, ns, spec.check.__name__, dt, three=True)
+        args = ew.args3_for(x, x, x, x, 1.0, (0.0, 0.0, 0.0), 1.0, np.zeros(3), (x,) * 5,
+                            part, False, dt)
+        out.append(("elementwise", spec.name, k, args))
     return out
 
 
@@ -195,8 +204,25 @@ def _layout(dt):
              layout.args_for(np.zeros(4, dt), np.zeros(4, dt), i64, i64))]
 
 
+def _metric(dt):
+    """The metric-learning pass kernel: float64 only (float32 embeddings are widened)."""
+    if dt != np.float64:
+        return []
+    from .. import _metric as run
+    from .._compile import namespace
+    from . import metric
+
+    k = metric.kernel(namespace(run.MATH, "cuda"))
+    x = np.zeros((4, 3))
+    i64 = np.zeros(4, np.int64)
+    f64 = np.zeros(4)
+    args = (1, 0, 0, 4, x, x, i64, f64, i64, np.zeros(5, np.int64), np.zeros(4, np.int32),
+            f64, np.zeros(4), np.zeros((4, 6)), f64, x, x, np.zeros((4, 12)), True)
+    return [("metric", "pass", k, args)]
+
+
 FAMILIES = {"elementwise": _elementwise, "rowwise": _rowwise, "ctc": _ctc, "reduce": _reduce,
-            "labels": _labels, "layout": _layout}
+            "labels": _labels, "layout": _layout, "metric": _metric}
 
 
 def kernels(families=tuple(FAMILIES), dtypes=DTYPES):
@@ -294,7 +320,7 @@ def report(jobs=1, families=tuple(FAMILIES), dtypes=DTYPES, archs=ARCHS):
         return _chunk((families, dtypes, archs))
     parts = [((f,), (d,), archs) for f in families for d in dtypes]
     order = {"rowwise": 0, "elementwise": 1, "ctc": 2, "labels": 3, "reduce": 4,
-             "layout": 5}
+             "layout": 5, "metric": 6}
     parts.sort(key=lambda p: order.get(p[0][0], 9))
     rows = []
     import multiprocessing as mp
@@ -308,7 +334,8 @@ def report(jobs=1, families=tuple(FAMILIES), dtypes=DTYPES, archs=ARCHS):
 def markdown(rows) -> str:
     head = ("| family | kernel | dtype | arch | registers | spill stores / loads (B) | "
             "stack (B) | static smem (B) |\n|---|---|---|---|---:|---:|---:|---:|")
-    key = {"elementwise": 0, "rowwise": 1, "ctc": 2, "reduce": 3, "labels": 4, "layout": 5}
+    key = {"elementwise": 0, "rowwise": 1, "ctc": 2, "reduce": 3, "labels": 4, "layout": 5,
+           "metric": 6}
     body = [f"| {r['family']} | {r['kernel']} | {r['dtype']} | {r['arch']} | {r['regs']} | "
             f"{r['spill_st']} / {r['spill_ld']} | {r['stack']} | {r['smem']} |"
             for r in sorted(rows, key=lambda r: (key.get(r["family"], 9), r["kernel"],

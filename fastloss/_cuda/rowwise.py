@@ -6,6 +6,10 @@ the globals below bound to one loss's device row math (``f1, f2, fin, f3`` from
 ``FLOAT_LABELS``), under a stable name (cacheable across processes).  Class weights,
 sample weights and which gradients are stored are runtime flags (uniform branches).
 
+``REFINE`` losses refine the phase-1 scalar with block-wide tree sums per pass (every
+thread reads the pass's sums, so the loop is uniform); ``ROWARGS`` losses get the row
+arrays ``A[i], B[i], Cm[i]`` in ``f2``/``f3``.
+
 Each block takes rows ``blockIdx.x, blockIdx.x + gridDim.x, ...``; inside a row its
 threads stride over the columns (so a row never has to fit in shared memory), reduce the
 phase-1 maximum and the phase-2 float64 sums with a fixed tree in shared memory, thread 0
@@ -40,6 +44,10 @@ FLOAT_LABELS = False  # YL holds one float label per row
 HESS = False         # the diagonal Hessian variant: phase 3 also stores h3 into gH
 hfin = None          # bound in the HESS variant (the loss's <tag>_hfin, <tag>_h3)
 h3 = None
+ROWARGS = False      # f2/f3 take the row arrays (A[i], B[i], Cm[i]) and index them
+REFINE = False       # the row scalar m is refined after phase 1 (<tag>_t2, <tag>_tfin)
+t2 = None
+tfin = None
 
 
 def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_wtot,
@@ -95,6 +103,32 @@ def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_
                 smax[0, t] = mloc
                 tree_max(smax, t)
                 m = FT(smax[0, 0])
+            if REFINE:   # t, key = tfin(Σ t2) until key repeats (block sums, every thread)
+                key = -1.0
+                it = 0
+                while it < D + 2:
+                    u0 = 0.0
+                    u1 = 0.0
+                    j = t
+                    while j < D:
+                        v0, v1 = t2(A[i, j], B[i, j], j, k, m, p0, p1, p2, p3)
+                        u0 += v0
+                        u1 += v1
+                        j += TPB
+                    cuda.syncthreads()   # (the previous pass's sums were read)
+                    sh[0, t] = u0
+                    sh[1, t] = u1
+                    sh[2, t] = 0.0
+                    sh[3, t] = 0.0
+                    sh[4, t] = 0.0
+                    tree_sum(sh, t)
+                    tn, kn = tfin(sh[0, 0], sh[1, 0], m, nf, p0, p1, p2, p3)
+                    if kn == key:
+                        break
+                    key = kn
+                    m = FT(tn)
+                    it += 1
+                cuda.syncthreads()
             s0 = 0.0
             s1 = 0.0
             s2 = 0.0
@@ -105,8 +139,12 @@ def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_
                 wj = one
                 if has_cw:
                     wj = CW[j]
-                v0, v1, v2, v3, v4 = f2(A[i, j], B[i, j], Cm[i, j], wj, j, k, m, xk,
-                                        p0, p1, p2, p3)
+                if ROWARGS:
+                    v0, v1, v2, v3, v4 = f2(A[i], B[i], Cm[i], wj, j, k, m, xk,
+                                            p0, p1, p2, p3)
+                else:
+                    v0, v1, v2, v3, v4 = f2(A[i, j], B[i, j], Cm[i, j], wj, j, k, m, xk,
+                                            p0, p1, p2, p3)
                 s0 += v0
                 s1 += v1
                 s2 += v2
@@ -149,8 +187,12 @@ def row_template(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, wtot, use_
                     wj = one
                     if has_cw:
                         wj = CW[j]
-                    ga, gb, gc = f3(A[i, j], B[i, j], Cm[i, j], wj, j, k, m, xk,
-                                    c0, c1, c2, c3, p0, p1, p2, p3)
+                    if ROWARGS:
+                        ga, gb, gc = f3(A[i], B[i], Cm[i], wj, j, k, m, xk,
+                                        c0, c1, c2, c3, p0, p1, p2, p3)
+                    else:
+                        ga, gb, gc = f3(A[i, j], B[i, j], Cm[i, j], wj, j, k, m, xk,
+                                        c0, c1, c2, c3, p0, p1, p2, p3)
                     if want_ga:
                         gA[i, j] = ga
                     if want_gb:
@@ -200,7 +242,9 @@ def kernel_for(tag, ns, flags, dtype, hess=False):
             "fixk": ns.get(f"{tag}_fixk", ns["no_fixk"]), "FT": float32 if f32 else float64,
             "NEED_MAX": need_max, "INT_LABELS": int_labels, "FLOAT_LABELS": float_labels,
             "HESS": bool(hess), "hfin": ns[f"{tag}_hfin"] if hess else ns["no_hfin"],
-            "h3": ns[f"{tag}_h3"] if hess else ns["no_h3"]}
+            "h3": ns[f"{tag}_h3"] if hess else ns["no_h3"],
+            "ROWARGS": tag in ns["ROW_ARGS"], "REFINE": f"{tag}_t2" in ns,
+            "t2": ns.get(f"{tag}_t2"), "tfin": ns.get(f"{tag}_tfin")}
     name = (f"{tag}_{'f32' if f32 else 'f64'}_{'m' if need_max else 'n'}"
             f"{'i' if int_labels else ''}{'f' if float_labels else ''}{'_h' if hess else ''}")
     return cuda_kernel(row_template, name, bind)

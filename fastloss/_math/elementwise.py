@@ -8,6 +8,13 @@ for the CPU kernels (``njit(inline='always')``) and for CUDA (``cuda.jit(device=
 the kernels call them element by element.  Adding an elementwise loss means adding one
 decorated function here.
 
+A loss of three arrays (``inputs=`` of three names in the decorator: ``gaussian_nll``,
+``margin_ranking``) is ``f(x, y, z, a, b, c) -> (value, d/dx, d²/dx², d/dy, d/dz)``; it
+runs in the three-array kernels, which store each gradient only when it is asked for.  A
+parameter listed in ``per_element=`` also takes an array (``pos_weight``, ``alpha``): the
+decorator generates the loss's three-array twin, which reads that parameter from ``z``,
+and the two-array kernels of the loss stay as they are.
+
 The code is branch-free where it matters (``a if cond else b`` compiles to a select that
 LLVM vectorizes) and written so that NaN inputs propagate: comparisons with NaN are false,
 so every select routes NaN to the arm that carries it, or adds ``nan_of(d)`` (0, or the
@@ -151,6 +158,21 @@ def ok_unit_both(x, y, a, b, c):
     return not (y < 0.0 or y > 1.0 or x < 0.0 or x > 1.0)
 
 
+def ok_z_always(x, y, z, a, b, c):
+    """No domain to check (a loss of three arrays)."""
+    return True
+
+
+def ok_z_nonneg(x, y, z, a, b, c):
+    """The third array must be non-negative (NaN passes through to the result)."""
+    return not (z < 0.0)
+
+
+def ok_z_pm1(x, y, z, a, b, c):
+    """The third array holds labels -1 or +1 (NaN passes through to the result)."""
+    return (z == 1.0) or (z == -1.0) or (z != z)
+
+
 # --- regression losses ------------------------------------------------------------------
 
 @elementwise(hessian=True, formula="|pred - target|")
@@ -256,11 +278,14 @@ def quantile(x, y, q, b, c):
 
 @elementwise(params=(Param("pos_weight", 1.0, ">=0"), Param("label_smoothing", 0.0, "closed01")),
              hessian=True, check=ok_unit_target, target_domain="[0, 1]",
+             per_element=("pos_weight",),
              formula="c softplus(x) - pw y' x,  c = 1 + (pw - 1) y',  y' = y (1 - s) + s/2")
 def sigmoid_binary_cross_entropy(x, y, pw, s, c):
     """Binary cross-entropy on logits ``x`` with labels ``y`` in [0, 1].
 
-    ``pos_weight`` multiplies the positive term (PyTorch ``BCEWithLogitsLoss``);
+    ``pos_weight`` multiplies the positive term (PyTorch ``BCEWithLogitsLoss``,
+    TF ``weighted_cross_entropy_with_logits``): a scalar, or an array broadcast to
+    ``pred`` (per class: shape ``(C,)`` for ``pred`` of shape ``(N, C)``);
     ``label_smoothing`` s moves labels toward ½ (optax, TF): y' = y(1 - s) + s/2.
     """
     ys = y * (1.0 - s) + 0.5 * s
@@ -277,13 +302,15 @@ def sigmoid_binary_cross_entropy(x, y, pw, s, c):
 
 
 @elementwise(params=(Param("alpha", 0.25, "alpha"), Param("gamma", 2.0, ">=0")),
-             hessian=True, check=ok_unit_target, target_domain="[0, 1]",
+             hessian=True, check=ok_unit_target, target_domain="[0, 1]", per_element=("alpha",),
              formula="alpha_t (1 - p_t)^gamma bce(x, y)")
 def sigmoid_focal(x, y, alpha, gamma, c):
     """Focal loss on logits (Lin et al. 2017), as torchvision's ``sigmoid_focal_loss``.
 
     p = σ(x), p_t = p y + (1-p)(1-y), α_t = α y + (1-α)(1-y) (1 when α < 0);
-    ``alpha`` must be in [0, 1], or negative (no weighting), so the loss is never negative.
+    ``alpha`` must be in [0, 1], or negative (no weighting), so the loss is never negative;
+    a scalar, or an array broadcast to ``pred`` (per class: shape ``(C,)`` for ``pred`` of
+    shape ``(N, C)``), each entry under the same rule.
     """
     l1, p, pm = sigmoid_parts(x)
     q = p * pm
@@ -558,3 +585,43 @@ def convex_kl(x, y, a, b, c):
     g = -ex * expm1s(u) if small else ex - t
     nb = NAN if bad else 0.0
     return v + nb, g + nb, ex + nb
+
+
+# --- losses of three arrays: fn(x, y, z, a, b, c) -> (value, d/dx, d²/dx², d/dy, d/dz) ------
+
+@elementwise(params=(Param("full", False, "bool"), Param("eps", 1e-6, ">0")), hessian=True,
+             inputs=("input", "target", "var"), differentiable=("input", "target", "var"),
+             check=ok_z_nonneg, checked="var", target_domain="[0, inf)", z_shape="var",
+             formula="0.5 (log v + (input - target)^2 / v) [+ 0.5 log(2 pi)],  v = max(var, eps)")
+def gaussian_nll(x, y, var, full, eps, c):
+    """Gaussian negative log-likelihood with PyTorch's ``gaussian_nll_loss`` semantics:
+    ``input`` the mean, ``target`` a sample, ``var`` the variance (non-negative), clamped
+    below at ``eps``; ``full=True`` adds ½ log(2π).
+
+    The gradient w.r.t. ``var`` where it is clamped is PyTorch's: the derivative at
+    ``eps`` (the clamp is not differentiated), 0.5 (1/eps - d²/eps²).
+    """
+    d = x - y
+    vc = var if not (var < eps) else eps       # NaN stays
+    r = d / vc
+    q = r * d                                   # d² / v without overflow of d²
+    v = 0.5 * (log(vc) + q) + (0.5 * LOG_2PI if full else 0.0)
+    iv = 1.0 / vc
+    return v, r, iv + nan_of(d), -r, 0.5 * (iv - r * r)
+
+
+@elementwise(params=(Param("margin", 0.0, "any"),), hessian=True,
+             inputs=("input1", "input2", "target"), differentiable=("input1", "input2"),
+             check=ok_z_pm1, checked="target", target_domain="{-1, +1}",
+             formula="max(0, -target (input1 - input2) + margin)")
+def margin_ranking(x, y, t, margin, b, c):
+    """Margin ranking loss (PyTorch ``margin_ranking_loss``): ``target`` 1 ranks
+    ``input1`` above ``input2``, -1 below; gradients w.r.t. both inputs.
+
+    Subgradient at the margin as PyTorch's ``clamp_min``: -target (w.r.t. ``input1``).
+    """
+    u = margin - t * (x - y)
+    v = u if not (u <= 0) else 0.0
+    live = u >= 0
+    nu = nan_of(u)
+    return v, (-t if live else 0.0) + nu, nu, (t if live else 0.0) + nu, 0.0

@@ -19,6 +19,18 @@ Optional ``<tag>_f3k`` (the softmax losses): phase 2 keeps each element's first 
 same gradient as ``f3`` without recomputing ``v0`` (one ``exp`` per element instead of
 two).  The CPU kernels use it when bound; CUDA (where ``exp`` is cheap) always runs ``f3``.
 
+Optional refinement of the row scalar (the sparsemax threshold): a loss that defines
+``<tag>_t2(a_j, b_j, j, k, t, params) -> (u0, u1)`` and ``<tag>_tfin(u0, u1, t, n,
+params) -> (t', key)`` gets, after phase 1, ``t = m`` and then passes
+``t, key = tfin(Σ_j t2(...))`` over the row until ``key`` repeats (at most n + 2 passes;
+the sums in the fixed block order of phase 2 on the CPU, block trees on CUDA); the
+final ``t`` is the ``m`` that phase 2, ``fin`` and phase 3 receive.
+
+Row arguments: for a tag listed in ``ROW_ARGS``, ``f2`` and ``f3`` receive the row arrays
+``a, b, c`` (1-D) instead of the row's elements and index them (``a[j]``): a loss whose
+element terms need the whole row (multilabel_margin's pairs).  Such losses have no
+``f3k``.
+
 Optional diagonal Hessian (w.r.t. the first input ``a``): a loss that defines ``<tag>_h3``
 has one (``grad_and_hessian``); ``<tag>_hfin(s0..s3, m, xk, wk, yl, n, gs, params)``
 returns one more row coefficient ``ch`` and phase 3 also stores
@@ -91,11 +103,12 @@ def shifted(a, m):
 
 
 # --- softmax_cross_entropy (dense labels b); p0 = smoothing s, p1 = s/C, p2 = 1-s -------
+# Class weights w_j (PyTorch's ``weight`` with probability targets): ℓ = −Σ w_j y'_j log q_j.
 
 def sce_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     d = shifted(a, m)
     e = expn(d)
-    yp = b * p2 + p1
+    yp = (b * p2 + p1) * wj                     # w_j y'_j (w = 1 without class weights)
     t = ZERO if yp == ZERO else yp * d          # 0 * -inf = 0 for masked classes
     bad = ONE if (b < ZERO or b == INF) else ZERO   # not a probability: refused
     return e, t, yp, ZERO, bad
@@ -103,14 +116,14 @@ def sce_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
 
 def sce_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     lse = log(s0)
-    loss = s2 * lse - s1                        # Σy'·(lse − (x − m))
+    loss = s2 * lse - s1                        # Σwy'·(lse − (x − m))
     return loss, gs * s2 / s0, gs, gs * p2, lse
 
 
 def sce_f3k(e, a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    yp = b * p2 + p1
-    ga = c0 * e - c1 * yp                       # (Σy') softmax − y'
-    gb = c2 * (c3 - shifted(a, m))              # −(1 − s) log softmax
+    yp = (b * p2 + p1) * wj
+    ga = c0 * e - c1 * yp                       # (Σwy') softmax − wy'
+    gb = (c2 * wj) * (c3 - shifted(a, m))       # −(1 − s) w log softmax
     return ga, gb, ZERO
 
 
@@ -195,6 +208,8 @@ def ice_fixk(g, c0, c1, c2, c3):
 
 
 # --- kl_divergence: a = log p, b = t; Σ t (log t − log p), 0 log 0 = 0 --------------------
+# The third gradient slot (the loss has two inputs) carries each element's term times the
+# row's weight: the runner passes a buffer there for ``elementwise=True``, reduction 'none'.
 
 def kl_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     v = ZERO if b == ZERO else b * (log(b) - a)
@@ -208,7 +223,10 @@ def kl_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
 
 
 def kl_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
-    return -c0 * b, c0 * (ssub(log(b), a) + ONE), ZERO
+    lb = log(b)
+    v = ZERO if b == ZERO else b * ssub(lb, a)  # the element's term (elementwise=True)
+    v = a if a != a else v
+    return -c0 * b, c0 * (ssub(lb, a) + ONE), c0 * v
 
 
 # log_target=True: b = log t
@@ -226,7 +244,9 @@ def klt_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
 def klt_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
     t = exp(b)
     gb = ZERO if t == ZERO else c0 * t * (ssub(b, a) + ONE)
-    return -c0 * t, gb, ZERO
+    v = ZERO if t == ZERO else t * ssub(b, a)
+    v = a if a != a else v
+    return -c0 * t, gb, c0 * v
 
 
 # --- softmax_kl_divergence: a = logits, b = t ---------------------------------------------
@@ -272,6 +292,8 @@ def skl_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
 
 
 # --- multiclass_hinge (Weston-Watkins sum): p0 = margin -----------------------------------
+# A class weight w_y (``wk``, 1 without) multiplies the row's loss and gradient (PyTorch's
+# multi_margin_loss ``weight``: each term times weight[y]); ``fin`` applies it.
 
 def mh_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     d = sadd(ssub(a, xk), p0)
@@ -282,7 +304,8 @@ def mh_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
 
 
 def mh_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
-    return s0, gs, gs * s1, 0.0, 0.0
+    g = gs * wk                                 # w_y scales the row (PyTorch's weight)
+    return s0 * wk, g, g * s1, 0.0, 0.0
 
 
 def mh_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
@@ -310,9 +333,10 @@ def mhcs_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     loss = 0.0 if d <= 0 else d
     act = d > 0
     nan = 0.0 if d == d else d                  # a NaN score: every entry NaN
-    c0 = gs / s0 if act else nan
-    c1 = gs if act else nan
-    return loss, c0, c1, nan, 0.0
+    g = gs * wk
+    c0 = g / s0 if act else nan
+    c1 = g if act else nan
+    return loss * wk, c0, c1, nan, 0.0
 
 
 def mhcs_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
@@ -330,7 +354,8 @@ def mh2_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
 
 
 def mh2_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
-    return s0, 2.0 * gs, 2.0 * gs * s1, 0.0, 0.0
+    g = gs * wk
+    return s0 * wk, 2.0 * g, 2.0 * g * s1, 0.0, 0.0
 
 
 def mh2_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
@@ -345,9 +370,10 @@ def mhcs2_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     act = d > 0
     loss = d * d if act else (0.0 if d <= 0 else d)
     nan = 0.0 if d == d else d
-    c0 = 2.0 * d * gs / s0 if act else nan
-    c1 = 2.0 * d * gs if act else nan
-    return loss, c0, c1, nan, 0.0
+    g = gs * wk
+    c0 = 2.0 * d * g / s0 if act else nan
+    c1 = 2.0 * d * g if act else nan
+    return loss * wk, c0, c1, nan, 0.0
 
 
 mhcs2_f1 = mhcs_f1
@@ -694,3 +720,241 @@ def cfoc_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
 
 def cfoc_fixk(g, c0, c1, c2, c3):
     return -c2
+
+
+# --- triplet_margin, p ≠ 2 or swap=True: p0 = margin, p1 = eps, p2 = p (>= 1), p3 = swap --
+# d(x, y) = (Σ|x − y + eps|^p)^(1/p) (PyTorch's pairwise_distance); with swap the negative
+# distance is min(d(a, n), d(p, n)) (strictly smaller: the swap; a tie keeps d(a, n)).
+# ∂d(x, y)/∂x_j = sign(v_j)|v_j|^(p−1) / d^(p−1), v = x − y + eps; 0 where d = 0 (p > 1).
+# Terms |v|^p in the input dtype (float32 overflows beyond |v|^p ~ 3e38), sums in float64.
+# Infinite entries follow the arithmetic (no limits as for p = 2: inf − inf is NaN).
+
+def powp(u, p):
+    """u**p for u >= 0, p >= 1 (exact for p = 1, 2; 0 at u = 0; NaN stays)."""
+    return u if p == ONE else (u * u if p == TWO else (ZERO if u == ZERO else
+                                                        exp(p * log(u))))
+
+
+def dpowp(v, p):
+    """sign(v)·|v|^(p−1): the derivative of |v|^p / p (sign(v) for p = 1, 0 at v = 0)."""
+    u = abs(v)
+    r = (ONE if u > ZERO else (ZERO if u == ZERO else u)) if p == ONE else (
+        u if p == TWO else (ZERO if u == ZERO else exp((p - ONE) * log(u))))
+    return -r if v < ZERO else r
+
+
+def tripp_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    dp = sadd(ssub(a, b), p1)
+    dn = sadd(ssub(a, c), p1)
+    ds = sadd(ssub(b, c), p1)
+    ts = powp(abs(ds), p2) if p3 > ZERO else ZERO
+    return powp(abs(dp), p2), powp(abs(dn), p2), ts, ZERO, ZERO
+
+
+def root_p(s, p):
+    """s**(1/p) in float64 (s >= 0)."""
+    if p == 1.0:
+        return s
+    if p == 2.0:
+        return sqrt(s)
+    return 0.0 if s == 0.0 else s ** (1.0 / p)
+
+
+def tripp_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    pp = p2 * ONE64
+    dap = root_p(s0, pp)
+    dan = root_p(s1, pp)
+    dsw = root_p(s2, pp)
+    swap = p3 > 0 and dsw < dan
+    dneg = dsw if swap else dan
+    d = sadd(ssub(dap, dneg), p0)
+    loss = 0.0 if d <= 0 else d
+    act = d > 0
+    nan = 0.0 if d == d else d                  # NaN in: NaN gradients
+    # gs / d^(p−1): the unit-gradient scale of each distance (0 for a zero distance, p > 1)
+    e1 = pp - 1.0
+    cp = (gs if e1 == 0 else (0.0 if dap == 0 else gs / dap ** e1)) if act else nan
+    cq = (gs if e1 == 0 else (0.0 if dneg == 0 else gs / dneg ** e1)) if act else nan
+    nq = 0.0 if cq == cq else cq                # 0, or the NaN of a NaN row
+    cn = nq if swap else cq                     # the terms of d(a, n)
+    cs = cq if swap else nq                     # the terms of d(p, n)
+    return loss, cp, cn, cs, 0.0
+
+
+def tripp_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    up = c0 * dpowp(sadd(ssub(a, b), p1), p2)
+    un = c1 * dpowp(sadd(ssub(a, c), p1), p2)
+    us = ZERO if c2 == ZERO else c2 * dpowp(sadd(ssub(b, c), p1), p2)
+    return up - un, ssub(ZERO, up) - us, un + us
+
+
+# --- cosine_embedding, optax epsilon: p0 = margin, p1 = epsilon, p2 = 1 (the flag) --------
+# cos = Σab / (max(‖a‖, ε) max(‖b‖, ε))   (optax cosine_similarity: its safe_norm, whose
+# gradient is 0 where the norm is clamped).  Products in float64 (float32 entries cannot
+# overflow them; float64 entries beyond ~1e154 do: NaN).
+
+def cembo_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    n1 = sqrt(s1)
+    n2 = sqrt(s2)
+    c1n = n1 > p1                               # the norm is not clamped (NaN: False)
+    c2n = n2 > p1
+    d1 = n1 if (c1n or n1 != n1) else p1 * ONE64
+    d2 = n2 if (c2n or n2 != n2) else p1 * ONE64
+    den = d1 * d2
+    cs = s0 / den
+    if yl > 0:
+        loss = 1.0 - cs
+        loss = 0.0 if loss < 0 else loss        # |cos| <= 1; rounding must not go below
+        dl = -1.0
+    else:
+        d = cs - p0
+        loss = 0.0 if d <= 0 else d
+        dl = 1.0 if d > 0 else 0.0
+    g = gs * dl
+    return loss, g / den, (g * cs / s1 if c1n else 0.0), (g * cs / s2 if c2n else 0.0), 0.0
+
+
+cembo_f2 = cemb_f2
+cembo_f3 = cemb_f3
+
+
+# --- multilabel_margin (PyTorch): a = scores, b = target counts -----------------------------
+# b_j: how often class j is listed in the row's target (before its first negative entry;
+# the runner converts PyTorch's index rows).  ℓ = (1/C) Σ_j b_j Σ_{i: b_i = 0}
+# max(0, 1 − a_j + a_i).  The row is read whole per element (ROW_ARGS: f2/f3 receive the
+# row arrays a, b, c and index them), O(C²) per row as PyTorch.
+# ∂ℓ/∂a_j = −(b_j/C)·#{i: b_i = 0, 1 − a_j + a_i > 0} for a target j, and
+# (1/C)·Σ_l b_l [1 − a_l + a_j > 0] for a non-target j.
+
+def ind_nan(d):
+    """1 where d > 0, 0 where d <= 0, NaN for NaN."""
+    return ONE if d > ZERO else (ZERO if d <= ZERO else d)
+
+
+def mlm_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    n = a.shape[0]
+    aj = a[j]
+    bj = b[j]
+    s = ZERO
+    if bj != ZERO:
+        for i in range(n):
+            if b[i] == ZERO:
+                s += relu_nan(sadd(ssub(ONE, aj), a[i]))
+        s = bj * s
+    nan = ZERO if aj == aj else aj              # a NaN score anywhere: the row is NaN
+    return s, nan, ZERO, ZERO, ZERO
+
+
+def mlm_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return (s0 + s1) / n, gs / n, 0.0, 0.0, 0.0
+
+
+def mlm_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    n = a.shape[0]
+    aj = a[j]
+    bj = b[j]
+    s = ZERO
+    if bj != ZERO:
+        for i in range(n):
+            if b[i] == ZERO:
+                s += ind_nan(sadd(ssub(ONE, aj), a[i]))
+        s = -(bj * s)
+    else:
+        for i in range(n):
+            bi = b[i]
+            if bi != ZERO:
+                s += bi * ind_nan(sadd(ssub(ONE, a[i]), aj))
+    s = s if aj == aj else aj                   # a NaN score: its gradient is NaN
+    return c0 * s, ZERO, ZERO
+
+
+ROW_ARGS = ("mlm",)   # tags whose f2/f3 take the row arrays (a, b, c) instead of elements
+
+
+# --- multiclass_sparsemax_loss (optax): a = scores, k the label ---------------------------
+# p = sparsemax(z) = max(z − τ, 0), τ the threshold with Σ p = 1.  ℓ = Σ_j p_j (z_j − z_k)
+# + ½ (1 − Σ p_j²) (optax's form), gradient p − onehot(k), diagonal Hessian
+# [p_j > 0](1 − 1/|S|) (S the support; the Jacobian of sparsemax is diag(s) − s sᵀ/|S|).
+# τ (the refinement phase, see t2/tfin): phase 1 gives τ₀ = max z − 1 <= τ; then
+# τ ← (Σ_{z_j > τ} z_j − 1) / #{z_j > τ} until the support's size repeats (Michelot's
+# fixed point from below: τ never decreases and never passes the exact τ, the support only
+# shrinks; at most C + 1 passes, a few in practice); the final τ is the exact formula on
+# the exact support, to float64 rounding of its sum.
+
+def msm_f1(a, b, j, k):
+    return ssub(a, ONE)
+
+
+def msm_t2(a, b, j, k, t, p0, p1, p2, p3):
+    on = a > t
+    return (a if on else ZERO), (ONE if on else ZERO)
+
+
+def msm_tfin(u0, u1, t, n, p0, p1, p2, p3):
+    return ((u0 - 1.0) / u1 if u1 > 0 else t), u1
+
+
+def msm_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    p = relu_nan(ssub(a, m))
+    nan = ZERO if a == a else a
+    t = ZERO if p == ZERO else p * ssub(a, xk)  # outside the support: 0 (optax's where)
+    return t, p * p, (ONE if p > ZERO else ZERO), nan, ZERO
+
+
+def msm_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    v = s0 + 0.5 * (1.0 - s1)
+    v = 0.0 if v < 0 else v                     # >= 0 but for rounding (keeps NaN)
+    nan = 0.0 if s3 == s3 else s3
+    return v + s3, gs + nan, gs + nan, 0.0, 0.0
+
+
+def msm_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    return c0 * relu_nan(ssub(a, m)), ZERO, ZERO
+
+
+def msm_fixk(g, c0, c1, c2, c3):
+    return g - c1
+
+
+def msm_hfin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return 1.0 - 1.0 / s2 if s2 > 0 else 0.0
+
+
+def msm_h3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    p = ssub(a, m)
+    return c0 * (ch if p > ZERO else (ZERO if p <= ZERO else p))
+
+
+# --- dice / tversky (soft, per sample): a = pred, b = target -------------------------------
+# s0 = Σ p t, s1 = Σ p (1 − t), s2 = Σ (1 − p) t (no cancellation); p0 = α, p1 = β,
+# p2, p3 = the numerator's and denominator's smoothing divided by the numerator's factor c:
+# ℓ = 1 − (s0 + p2) / (s0 + α s1 + β s2 + p3).  Dice: c = 2, α = β = ½ (the denominator is
+# ½(Σp + Σt) + sdr/2); Tversky: c = 1.
+# ∂ℓ/∂p_j = −u_j/D + N v_j/D²,  u = t, v = t(1 − β) + α(1 − t)   (N, D the fraction's parts)
+# ∂ℓ/∂t_j = −p_j/D + N (p_j(1 − α) + β(1 − p_j))/D²
+# ∂²ℓ/∂p_j² = 2 v_j (u_j D − N v_j)/D³ (the linear sums have no second derivative).
+
+def tvk_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
+    return a * b, a * ssub(ONE, b), ssub(ONE, a) * b, ZERO, ZERO
+
+
+def tvk_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    num = s0 + p2
+    den = s0 + p0 * s1 + p1 * s2 + p3
+    r = num / den
+    return 1.0 - r, gs / den, gs * r / den, 0.0, 0.0
+
+
+def tvk_f3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, p0, p1, p2, p3):
+    v = b * ssub(ONE, p1) + p0 * ssub(ONE, b)
+    vt = a * ssub(ONE, p0) + p1 * ssub(ONE, a)
+    return c1 * v - c0 * b, c1 * vt - c0 * a, ZERO
+
+
+def tvk_hfin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
+    return 2.0 / (s0 + p0 * s1 + p1 * s2 + p3)
+
+
+def tvk_h3(a, b, c, wj, j, k, m, xk, c0, c1, c2, c3, ch, p0, p1, p2, p3):
+    v = b * ssub(ONE, p1) + p0 * ssub(ONE, b)
+    return ch * v * (c0 * b - c1 * v)

@@ -9,7 +9,8 @@ import numpy as np
 
 from .._validate import real_scalar
 
-__all__ = ["Param", "ElementwiseSpec", "elementwise", "ELEMENTWISE", "check_param"]
+__all__ = ["Param", "ElementwiseSpec", "elementwise", "ELEMENTWISE", "ELEMENTWISE3",
+           "check_param"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,15 @@ def check_param(p: Param, value, loss: str) -> float:
 
 @dataclass
 class ElementwiseSpec:
-    """An elementwise loss: scalar math ``fn(x, y, a, b, c) -> (value, grad, hess)``."""
+    """An elementwise loss: scalar math ``fn(x, y, a, b, c) -> (value, grad, hess)``.
+
+    A loss of three arrays (``inputs`` has three names) has the math
+    ``fn(x, y, z, a, b, c) -> (value, d/dx, d²/dx², d/dy, d/dz)`` and a check
+    ``check(x, y, z, a, b, c)`` that applies to the input named ``checked``.
+    ``per_element``: {parameter: name of its three-array twin in the math module}, for
+    the parameters that also take an array (broadcast to ``pred``; the twin reads the
+    parameter from ``z``); ``per_element_check``: {parameter: the twin of ``check``}.
+    """
 
     name: str
     fn: Callable
@@ -74,22 +83,69 @@ class ElementwiseSpec:
     formula: str = ""
     doc: str = ""
     kind: str = field(default="elementwise")
+    inputs: tuple = ("pred", "target")
+    differentiable: tuple = ("pred",)
+    checked: str = "target"
+    per_element: dict = field(default_factory=dict)
+    per_element_check: dict = field(default_factory=dict)
+    base: str | None = None         # a per-element twin: the loss it serves
+    z_shape: str = "numpy"          # how the third array broadcasts: "numpy", "var" (PyTorch's)
+
+    @property
+    def arity(self) -> int:
+        return len(self.inputs)
 
 
 ELEMENTWISE: dict[str, ElementwiseSpec] = {}
+ELEMENTWISE3: dict[str, ElementwiseSpec] = {}   # the losses of three arrays
 
 
 def elementwise(params=(), hessian=True, check=None, target_domain=None, pred_domain=None,
-                formula=""):
-    """Register the decorated scalar function as an elementwise loss."""
+                formula="", inputs=None, differentiable=None, checked="target",
+                per_element=(), z_shape="numpy"):
+    """Register the decorated scalar function as an elementwise loss.
+
+    ``inputs`` (three names): a loss of three arrays, registered in ``ELEMENTWISE3``;
+    ``differentiable``: the inputs it returns gradients for; ``z_shape="var"``: the third
+    array broadcasts as PyTorch's ``gaussian_nll_loss`` variance does (the first input's
+    shape, that shape without its last axis, or one axis of size 1; or a scalar), else by
+    NumPy's rules, to the first input's shape.  ``per_element``: parameters
+    that also take an array; their three-array twins are generated here, next to ``fn``.
+    """
     if len(params) > 3:
         raise ValueError("elementwise losses take at most three parameters")
+    names = [p.name for p in params]
 
     def deco(fn):
-        ELEMENTWISE[fn.__name__] = ElementwiseSpec(
+        three = inputs is not None and len(inputs) == 3
+        spec = ElementwiseSpec(
             name=fn.__name__, fn=fn, params=tuple(params), hessian=hessian, check=check,
             target_domain=target_domain, pred_domain=pred_domain, formula=formula,
-            doc=(fn.__doc__ or "").strip())
+            doc=(fn.__doc__ or "").strip(), inputs=tuple(inputs or ("pred", "target")),
+            differentiable=tuple(differentiable or ((inputs or ("pred",))[0],)),
+            checked=checked, z_shape=z_shape)
+        for pname in per_element:
+            spec.per_element[pname] = _twin(fn, names.index(pname), f"{fn.__name__}__{pname}")
+            if check is not None:
+                k = names.index(pname)
+                spec.per_element_check[pname] = _twin(check, k, f"{check.__name__}__z{k}",
+                                                      check=True)
+        (ELEMENTWISE3 if three else ELEMENTWISE)[fn.__name__] = spec
         return fn
 
     return deco
+
+
+def _twin(fn, k: int, name: str, check=False) -> str:
+    """Define ``name(x, y, z, a, b, c)`` in ``fn``'s module: ``fn`` with its parameter
+    ``k`` read from the third array ``z`` (no gradient w.r.t. it: its slots are 0)."""
+    args = ["a", "b", "c"]
+    args[k] = "z"
+    call = f"{fn.__name__}(x, y, {', '.join(args)})"
+    body = (f"    return {call}\n" if check else
+            f"    v, g, h = {call}\n    return v, g, h, 0.0, 0.0\n")
+    g = fn.__globals__
+    if name not in g:
+        exec(f"def {name}(x, y, z, a, b, c):\n{body}", g)   # (source generated here)
+        g[name].__doc__ = f"{fn.__name__} with parameter {k} per element (from z)."
+    return name

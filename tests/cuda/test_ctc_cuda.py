@@ -80,3 +80,17 @@ def test_cuda_minus_inf_emissions_give_zero_posterior_not_nan():
     # exact value: class 2 only at the last frame (p = 1/3); frames 0-2 (p = 1/2 for blank and
     # class 1) must collapse to "1": 1bb, b1b, bb1, 11b, b11, 111 -> p = 6/8 * 1/3 = 1/4
     assert np.isclose(vc[0], np.log(4.0), rtol=1e-12)
+
+
+def test_beam_search_and_forward_probs_take_device_arrays():
+    """The host-side decoders and the forward variables copy device inputs to the host."""
+    from numba import cuda
+
+    x, labels, il, ll = _case(np.float64)
+    xd, ld, ild, lld = (cuda.to_device(a) for a in (x, labels, il, ll))
+    for a, b in zip(fastloss.ctc_beam_search_decode(xd, ild, beam_width=3, top_paths=2),
+                    fastloss.ctc_beam_search_decode(x, il, beam_width=3, top_paths=2)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(fastloss.ctc_loss_with_forward_probs(xd, ld, ild, lld),
+                    fastloss.ctc_loss_with_forward_probs(x, labels, il, ll)):
+        np.testing.assert_array_equal(a, b)

@@ -67,3 +67,49 @@ def test_cuda_label_errors_and_float32():
 
 def test_empty_on_cuda():
     assert fastloss.huber(np.empty(0), np.empty(0), reduction="sum", device="cuda") == 0
+
+
+# --- losses of three arrays and per-element parameters (the ew3 template) -----------------
+def test_three_array_losses_cuda_equal_cpu():
+    from numba import cuda
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    v = rng.uniform(0.2, 2.0, (2,))           # PyTorch's rule: one fewer trailing axis
+    t = np.where(rng.random((2, 3)) < 0.5, -1.0, 1.0)
+    w = rng.random((2, 3))
+    cases = [(fastloss.gaussian_nll, (x, y, v), (0, 1, 2), {"full": True}),
+             (fastloss.margin_ranking, (x, y, t), (0, 1), {"margin": 0.2})]
+    for f, args, nums, p in cases:
+        for red, sw in (("none", w), ("mean", None)):
+            vc, gc = fastloss.value_and_grad(f, argnums=nums)(*args, sample_weight=sw,
+                                                             reduction=red, device="cpu", **p)
+            vd, gd = fastloss.value_and_grad(f, argnums=nums)(*args, sample_weight=sw,
+                                                             reduction=red, device="cuda", **p)
+            np.testing.assert_allclose(vd, vc, rtol=1e-12, atol=1e-14)
+            for a, b in zip(gd, gc):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        gc, hc = fastloss.grad_and_hessian(f)(*args, device="cpu", **p)
+        gd, hd = fastloss.grad_and_hessian(f)(*args, device="cuda", **p)
+        np.testing.assert_allclose(gd, gc, rtol=1e-12)
+        np.testing.assert_allclose(hd, hc, rtol=1e-12)
+    # device inputs, the variance broadcast on the device
+    r = fastloss.gaussian_nll(cuda.to_device(x), cuda.to_device(y), cuda.to_device(v),
+                              reduction="none")
+    np.testing.assert_allclose(r.copy_to_host(), fastloss.gaussian_nll(x, y, v, reduction="none"),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="var must lie in"):
+        fastloss.gaussian_nll(x, y, -v, device="cuda")
+    with pytest.raises(ValueError, match="target must lie in"):
+        fastloss.margin_ranking(x, y, t * 0.5, device="cuda")
+
+
+def test_per_element_parameters_cuda_equal_cpu():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2))
+    y = (rng.random((3, 2)) < 0.5).astype(float)
+    for f, p in ((fastloss.sigmoid_binary_cross_entropy, {"pos_weight": np.array([0.5, 3.0])}),
+                 (fastloss.sigmoid_focal, {"alpha": np.array([0.2, 0.7])})):
+        vc, gc = fastloss.value_and_grad(f)(x, y, reduction="none", device="cpu", **p)
+        vd, gd = fastloss.value_and_grad(f)(x, y, reduction="none", device="cuda", **p)
+        np.testing.assert_allclose(vd, vc, rtol=1e-12)
+        np.testing.assert_allclose(gd, gc, rtol=1e-12, atol=1e-15)

@@ -46,6 +46,15 @@ def _cases():
         ("mlsm", fl.multilabel_soft_margin, (x, (y > 0.2).astype(float)),
          {"class_weight": RNG.random(C) + 0.1}),
         ("cfoc", fl.categorical_focal_cross_entropy, (x, np.array([0, 2, 3])), {"gamma": 1.5}),
+        # options and losses of the row protocol's refinement / row-argument forms
+        ("mhw", fl.multiclass_hinge, (a, k), {"p": 2, "class_weight": RNG.random(C) + 0.1}),
+        ("scew", fl.softmax_cross_entropy, (x, y), {"class_weight": RNG.random(C) + 0.1}),
+        ("tripp", fl.triplet_margin, (a, b, c), {"p": 1.5, "swap": True, "margin": 2.0}),
+        ("cembo", fl.cosine_embedding, (a, b, pm), {"epsilon": 0.5}),
+        ("mlm", fl.multilabel_margin, (a, np.array([[1, 3, -1, 0, 0], [4, -1, 2, 2, 2],
+                                                     [0, 1, 2, 2, -1]])), {}),
+        ("msm", fl.multiclass_sparsemax_loss, (x, k), {}),
+        ("tvk", fl.tversky, (y, (a > 0).astype(float)), {"alpha": 0.3, "beta": 0.7}),
     ]
 
 
@@ -99,3 +108,13 @@ def test_cuda_errors():
         fl.softmax_cross_entropy_with_integer_labels(x, np.array([0, C]), device="cuda")
     with pytest.raises(ValueError, match="target must hold probabilities"):
         fl.kl_divergence(x, -np.ones((2, C)), device="cuda")
+
+
+def test_cuda_kl_batchmean_and_elementwise_terms():
+    lp, t = np.log(_probs((N, C))), _probs((N, C))
+    for kw in ({"reduction": "batchmean"}, {"reduction": "none", "elementwise": True},
+               {"reduction": "mean", "elementwise": True}):
+        v0, g0 = fl.value_and_grad(fl.kl_divergence)(lp, t, device="cpu", **kw)
+        v1, g1 = fl.value_and_grad(fl.kl_divergence)(lp, t, device="cuda", **kw)
+        np.testing.assert_allclose(np.asarray(v1), v0, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(g1, g0, rtol=1e-12, atol=1e-15)

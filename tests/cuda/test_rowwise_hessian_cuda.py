@@ -22,6 +22,8 @@ def _cases():
         ("sce", fl.softmax_cross_entropy, (x, y), {"label_smoothing": 0.1}),
         ("mlsm", fl.multilabel_soft_margin, (x, (y > 0.5).astype(float)),
          {"class_weight": RNG.random(C) + 0.1}),
+        ("msm", fl.multiclass_sparsemax_loss, (x, np.array([0, 2, 4])), {}),
+        ("dice", fl.dice, (y, (y > 0.5).astype(float)), {}),
     ]
 
 
