@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from . import _device
+from ._validate import split_buffers
 
 CLASS_MASKED = ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
                 "kl_divergence")
@@ -103,14 +104,8 @@ def _tuple_axis(info, inputs, params, common, where, request):
     g = {n: back(a) for n, a in (g or {}).items()}
     h = back(h)
     go, ho = bufs["grad_out"], bufs["hess_out"]
-    if go is not None:
-        names = list(g)
-        bl = list(go) if isinstance(go, (tuple, list)) else [go]
-        if len(bl) != len(names):
-            raise ValueError(f"{fn}: grad_out must hold {len(names)} buffers (one per "
-                             f"requested input), got {len(bl)}")
-        for n, b in zip(names, bl):
-            g[n] = _fill(b, g[n], "grad_out", fn)
+    for n, b in split_buffers(go, list(g), fn).items():
+        g[n] = _fill(b, g[n], "grad_out", fn)
     if ho is not None:
         h = _fill(ho, h, "hess_out", fn)
     return v, g, h
@@ -224,13 +219,8 @@ def _metric_subset(info, inputs, params, common, m, request):
         z = np.zeros((n,) + a.shape[1:], a.dtype)
         z[m] = a
         full_g[k] = z
-    if go is not None:
-        bl = list(go) if isinstance(go, (tuple, list)) else [go]
-        if len(bl) != len(full_g):
-            raise ValueError(f"{fn}: grad_out must hold {len(full_g)} buffers (one per "
-                             f"requested input), got {len(bl)}")
-        for k, b in zip(list(full_g), bl):
-            full_g[k] = _fill(b, full_g[k], "grad_out", fn)
+    for k, b in split_buffers(go, list(full_g), fn).items():
+        full_g[k] = _fill(b, full_g[k], "grad_out", fn)
     return v, full_g, h
 
 

@@ -9,7 +9,8 @@ from . import _alloc, _device, _threads
 from ._compile import cpu_kernel, dtype_tag, namespace
 from ._math.spec import check_param
 from ._validate import (REDUCTIONS, as_float, as_host_array, broadcast_to_shape, check_choice,
-                        check_out, float_dtype_of, split_weights, unalias, weight_total)
+                        check_out, float_dtype_of, split_buffers, split_weights, unalias,
+                        weight_total)
 
 MATH = "fastloss._math.elementwise"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
@@ -103,6 +104,19 @@ def _domain_count(spec, x, y):
     return None
 
 
+def _checked_first(spec, bad, given, bufs, copies):
+    """Act on the domain count taken before the kernel: raise for invalid entries; with
+    no vectorized check (``bad`` None), the caller's buffers become temporaries (copied
+    back after the kernel) so that an error leaves them untouched."""
+    if bad is None:
+        for i, (_, b) in enumerate(given):
+            if bufs[i] is b:
+                bufs[i] = np.empty_like(b)
+                copies.append((b, bufs[i]))
+    elif bad:
+        raise _domain_error(spec, bad)
+
+
 def _domain_error(spec, bad: int):
     what = "pred and target" if spec.pred_domain else spec.checked
     return ValueError(f"{spec.base or spec.name}: {what} must lie in {spec.target_domain}; "
@@ -189,14 +203,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
             # a domain error must leave the caller's buffers as they were: check the domain
             # here (one vectorized pass, only when buffers were passed) instead of after
             # the kernel wrote them
-            bad = _domain_count(spec, x, y)
-            if bad is None:      # a check with no vectorized twin: run into temporaries
-                for i, (_, b) in enumerate(given):
-                    if bufs[i] is b:
-                        bufs[i] = np.empty_like(b)
-                        copies.append((b, bufs[i]))
-            elif bad:
-                raise _domain_error(spec, bad)
+            _checked_first(spec, _domain_count(spec, x, y), given, bufs, copies)
         if copies:
             it = iter(bufs)
             out_l = next(it) if out is not None else out_l
@@ -700,17 +707,7 @@ def run3(spec, inputs, params, *, sample_weight=None, reduction="mean", device="
     wsum = ws * weight_total(w, n)
     gscale = _gscale(reduction, wsum)
     want_h = want_hess
-    gouts = {}
-    if grad_out is not None:
-        if isinstance(grad_out, (tuple, list)):
-            if len(grad_out) != len(wanted):
-                raise ValueError(f"{fn}: grad_out must hold {len(wanted)} buffers (one per "
-                                 f"requested input), got {len(grad_out)}")
-            gouts = dict(zip(wanted, grad_out))
-        elif len(wanted) != 1:
-            raise ValueError(f"{fn}: grad_out must be a tuple of {len(wanted)} buffers")
-        else:
-            gouts = {wanted[0]: grad_out}
+    gouts = split_buffers(grad_out, wanted, fn)
     given = []
 
     def buf(g, label, needed):
@@ -736,14 +733,7 @@ def run3(spec, inputs, params, *, sample_weight=None, reduction="mean", device="
         bufs, copies = unalias(fn, given, (x if x is x0 else None, y if y is y0 else None,
                                            z if z is z0 else None, w))
         if spec.check is not None and n and check_first:
-            bad = _domain_count3(spec, x, y, z)
-            if bad is None:
-                for i, (_, b) in enumerate(given):
-                    if bufs[i] is b:
-                        bufs[i] = np.empty_like(b)
-                        copies.append((b, bufs[i]))
-            elif bad:
-                raise _domain_error(spec, bad)
+            _checked_first(spec, _domain_count3(spec, x, y, z), given, bufs, copies)
         swap = {id(b): nb for (_, b), nb in zip(given, bufs)}
         out_l = swap.get(id(out_l), out_l)
         gb = {nm: swap.get(id(b), b) for nm, b in gb.items()}

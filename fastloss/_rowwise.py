@@ -23,7 +23,8 @@ import numpy as np
 from . import _alloc, _device, _threads
 from ._compile import cached, cpu_kernel, dtype_tag, namespace
 from ._validate import (REDUCTIONS, _same_memory, as_float, as_host_array, check_choice,
-                        check_out, float_dtype_of, real_scalar, split_weights, unalias)
+                        check_out, float_dtype_of, real_scalar, split_buffers, split_weights,
+                        unalias)
 
 MATH = "fastloss._math.rowwise"
 DEBUG = os.environ.get("FASTLOSS_DEBUG_KERNELS") == "1"  # serial, bounds-checked kernels
@@ -516,17 +517,7 @@ def _grad_buffers(fn, wanted, grad_out, argnums, shape, dt, moved, N, D, inputs=
     """{name: (user-visible array, 2-D kernel buffer, copy kernel buffer to user)} for the
     requested gradients.  The gradient of ``keep`` never shares memory with ``inputs``.
     ``label``: the buffers' keyword in error messages (``hess_out`` for the Hessian)."""
-    outs = {}
-    if grad_out is not None:
-        if isinstance(grad_out, (tuple, list)):
-            if len(grad_out) != len(wanted):
-                raise ValueError(f"{fn}: {label} must hold {len(wanted)} buffers "
-                                 f"(one per requested input), got {len(grad_out)}")
-            outs = dict(zip(wanted, grad_out))
-        else:
-            if len(wanted) != 1:
-                raise ValueError(f"{fn}: {label} must be a tuple of {len(wanted)} buffers")
-            outs = {wanted[0]: grad_out}
+    outs = split_buffers(grad_out, wanted, fn, label)
     res = {}
     given_bufs = []
     for n in wanted:

@@ -151,6 +151,21 @@ def split_weights(w, shape, dt, fn, other="pred"):
     return w, 1.0
 
 
+def split_buffers(given, wanted, fn: str, label: str = "grad_out") -> dict:
+    """``{input name: buffer}`` of a ``grad_out=``-style argument: one buffer for one
+    requested gradient, or a tuple/list of one per requested input (in ``wanted``'s order)."""
+    if given is None:
+        return {}
+    if isinstance(given, (tuple, list)):
+        if len(given) != len(wanted):
+            raise ValueError(f"{fn}: {label} must hold {len(wanted)} buffers "
+                             f"(one per requested input), got {len(given)}")
+        return dict(zip(wanted, given))
+    if len(wanted) != 1:
+        raise ValueError(f"{fn}: {label} must be a tuple of {len(wanted)} buffers")
+    return {wanted[0]: given}
+
+
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     """Exactly the same elements (same start, shape, strides, dtype)."""
     return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype

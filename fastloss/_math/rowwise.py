@@ -395,6 +395,17 @@ def cemb_f2(a, b, c, wj, j, k, m, xk, p0, p1, p2, p3):
     return ad * bd, ad * ad, bd * bd, ZERO, ZERO
 
 
+def cemb_label(cs, yl, p0):
+    """(loss, d loss / d cos) of cosine_embedding for the row label ``yl`` (±1) and
+    margin ``p0``."""
+    if yl > 0:
+        loss = 1.0 - cs
+        loss = 0.0 if loss < 0 else loss        # |cos| <= 1; rounding must not go below
+        return loss, -1.0
+    d = cs - p0
+    return (0.0 if d <= 0 else d), (1.0 if d > 0 else 0.0)
+
+
 def cemb_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     m1 = s1 + p1
     m2 = s2 + p1
@@ -402,14 +413,7 @@ def cemb_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
         return np.nan, np.nan, np.nan, np.nan, 0.0
     den = sqrt(m1 * m2)
     cs = s0 / den
-    if yl > 0:
-        loss = 1.0 - cs
-        loss = 0.0 if loss < 0 else loss        # |cos| <= 1; rounding must not go below
-        dl = -1.0
-    else:
-        d = cs - p0
-        loss = 0.0 if d <= 0 else d
-        dl = 1.0 if d > 0 else 0.0
+    loss, dl = cemb_label(cs, yl, p0)
     g = gs * dl
     return loss, g / den, g * cs / m1, g * cs / m2, 0.0
 
@@ -802,14 +806,7 @@ def cembo_fin(s0, s1, s2, s3, m, xk, wk, yl, n, gs, p0, p1, p2, p3):
     d2 = n2 if (c2n or n2 != n2) else p1 * ONE64
     den = d1 * d2
     cs = s0 / den
-    if yl > 0:
-        loss = 1.0 - cs
-        loss = 0.0 if loss < 0 else loss        # |cos| <= 1; rounding must not go below
-        dl = -1.0
-    else:
-        d = cs - p0
-        loss = 0.0 if d <= 0 else d
-        dl = 1.0 if d > 0 else 0.0
+    loss, dl = cemb_label(cs, yl, p0)
     g = gs * dl
     return loss, g / den, (g * cs / s1 if c1n else 0.0), (g * cs / s2 if c2n else 0.0), 0.0
 
