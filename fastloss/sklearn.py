@@ -555,7 +555,7 @@ class _Margin(_Binary):
         if bad.any():
             raise ValueError(f"{self._where(method)}: y_true must hold class labels 0 (or -1) "
                              f"and 1, got {y[bad][0]!r}")
-        return np.where(y == 0, -1, y).astype(raw.dtype)
+        return np.subtract(y, y == 0).astype(raw.dtype, copy=False)   # 0 -> -1, no select
 
     def in_y_true_range(self, y):
         y = np.asarray(y)

@@ -274,6 +274,31 @@ def test_label_conventions():
         fb.lightgbm_objective(SOFTMAX)(np.zeros((4, 3)), _Data([0, 1.5, 2, 0]))
 
 
+def test_labels_converted_once_follow_every_change():
+    """The converted labels are reused only while the labels are unchanged: new labels,
+    labels changed in place in the same array, and a new shape give fresh results."""
+    rng = np.random.default_rng(5)
+    m = rng.standard_normal(64)
+    for loss, lab in (("logistic", lambda: (rng.random(64) < 0.5).astype(float)),
+                      (SOFTMAX, lambda: rng.integers(0, 3, 64).astype(float))):
+        x = np.repeat(m[:, None], 3, 1) * [1, -1, 0.5] if loss == SOFTMAX else m
+        obj = fb.xgboost_objective(loss, dtype=np.float64)
+        data = _Data(lab())
+        for step in range(4):
+            if step == 1:
+                data.y[:] = lab()                       # in place, same array object
+            elif step == 2:
+                data = _Data(lab())
+            g, h = obj(x, data)
+            g1, h1 = fb.xgboost_objective(loss, dtype=np.float64)(x, _Data(data.y.copy()))
+            np.testing.assert_array_equal(g, g1)
+            np.testing.assert_array_equal(h, h1)
+        n = 10                                          # another shape
+        g, _ = obj(x[:n], _Data(data.y[:n]))
+        np.testing.assert_array_equal(
+            g, fb.xgboost_objective(loss, dtype=np.float64)(x[:n], _Data(data.y[:n]))[0])
+
+
 def test_sample_weights_and_min_hessian():
     rng = np.random.default_rng(4)
     m = rng.standard_normal(200) * 3
