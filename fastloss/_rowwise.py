@@ -139,7 +139,8 @@ def _helpers(tmpl, bind):
     g = dict(vars(tmpl))
     g.update(bind)
     out = {}
-    for n in ("_f2at", "_rowrefine", "_span", "_rowmax", "_rowsums", "_rowgrad", "_rowzero"):
+    for n in ("_f2at", "_rowrefine", "_span", "_rowmax", "_rowsums_small", "_rowsums",
+              "_rowgrad", "_rowzero"):
         f = getattr(tmpl, n)
         out[n] = g[n] = njit(inline="always", fastmath=set(FASTMATH), error_model="numpy")(
             types.FunctionType(f.__code__, g, n, f.__defaults__))

@@ -914,6 +914,34 @@ def test_hessian_float32_axis_buffers_nan_and_limits():
         fl.grad_and_hessian(fl.multiclass_hinge)
 
 
+@pytest.mark.parametrize("D", [5, 8, 9])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_short_rows_parallel_and_serial_kernels_agree_bitwise(D, dt):
+    """Rows of at most 8 columns add their terms one by one (no staging): the parallel
+    kernel and its serial twin still store the same bits, and the values are right."""
+    N = 4000                                   # N·D >= 16 384: the parallel kernel
+    x = RNG.normal(size=(N, D)).astype(dt)
+    k = RNG.integers(0, D, N)
+    q = RNG.dirichlet(np.ones(D), N).astype(dt)
+    for f, t in ((ICE, k), (fl.softmax_cross_entropy, q), (fl.kl_divergence, q),
+                 (fl.multiclass_hinge, k)):
+        xx = np.log(q * 0.5 + 0.25).astype(dt) if f is fl.kl_divergence else x
+        v1, g1 = fl.value_and_grad(f)(xx, t, reduction="sum", n_threads=1)
+        v2, g2 = fl.value_and_grad(f)(xx, t, reduction="sum", n_threads=2)
+        assert v1 == v2
+        np.testing.assert_array_equal(g1, g2)
+    ref = -log_softmax(x.astype(np.float64), -1)[np.arange(N), k]
+    v, g = fl.value_and_grad(ICE)(x, k, reduction="none")
+    np.testing.assert_allclose(v, ref, rtol=1e-5 if dt == np.float32 else 1e-13)
+    p = np.exp(log_softmax(x.astype(np.float64), -1))
+    p[np.arange(N), k] -= 1
+    np.testing.assert_allclose(g, p, rtol=1e-5 if dt == np.float32 else 1e-12,
+                               atol=1e-7 if dt == np.float32 else 1e-15)
+    _, h1 = fl.grad_and_hessian(ICE)(x, k, reduction="sum", n_threads=1)
+    _, h2 = fl.grad_and_hessian(ICE)(x, k, reduction="sum", n_threads=2)
+    np.testing.assert_array_equal(h1, h2)
+
+
 def test_hessian_parallel_serial_and_chunked_kernels(monkeypatch):
     """The parallel row kernel, its serial twin and the chunked kernel store the same bits."""
     x = RNG.normal(size=(64, 300))          # 19 200 elements: the parallel kernel
