@@ -125,7 +125,8 @@ def _domain_error(spec, bad: int):
 
 def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="auto", out=None,
         want_grad=False, want_hess=False, grad_out=None, hess_out=None, argnums=(0,),
-        stream=None, device_result=False, n_threads=None, sum_from=None, check_first=True):
+        stream=None, device_result=False, n_threads=None, sum_from=None, check_first=True,
+        minmax=None):
     """Value (and gradient / diagonal Hessian w.r.t. ``pred``) of one elementwise loss.
 
     Returns ``(value, {"pred": grad}, hess)``; ``grad`` and ``hess`` refer to the reduced
@@ -134,9 +135,13 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     kernel continues it (:mod:`fastloss._cpu.fold`) and the new total is stored back.
     ``check_first=False`` (for callers that own the output buffers, as ``fastloss.score``):
     no separate domain pass before the kernel; a domain error still raises, after the
-    kernel has written the buffers.
+    kernel has written the buffers.  ``minmax`` (host, two arrays, for ``fastloss.score``):
+    a list that gets ``[min, max]`` of w·ℓ over the elements, from the kernel's pass (NaN
+    elements make the sum NaN and leave the range undefined).
     """
-    if spec.per_element:
+    if minmax is not None and (spec.per_element and _array_param(spec, params) is not None):
+        raise ValueError(f"{spec.name}: minmax= needs a loss of two arrays")
+    if spec.per_element and minmax is None:
         pname = _array_param(spec, params)
         if pname is not None:   # an array parameter: the loss's three-array twin
             return run3(twin_spec(spec, pname), {**inputs, pname: params[pname]}, params,
@@ -149,6 +154,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     key = None
     if (type(pred) is np.ndarray and type(target) is np.ndarray and sample_weight is None
             and out is None and grad_out is None and hess_out is None and sum_from is None
+            and minmax is None
             and n_threads is None and device == "auto" and type(reduction) is str
             and pred.size < _SMALL):
         key = _plan_key(spec, params, reduction, want_grad, want_hess, pred, target)
@@ -162,6 +168,8 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     where = _device.resolve(device, {"pred": pred, "target": target,
                                      "sample_weight": sample_weight}, fn)
     kind = _device.device_kind({"pred": pred, "target": target, "sample_weight": sample_weight})
+    if where == "cuda" and minmax is not None:
+        raise ValueError(f"{fn}: minmax= is for host arrays")
     if where == "cuda":
         # validate and shape on the host view of the metadata; data moves only if needed
         return _run_cuda(spec, pred, target, sample_weight, abc, reduction, kind, want_grad,
@@ -209,19 +217,26 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
             out_l = next(it) if out is not None else out_l
             out_g = next(it) if grad_out is not None else out_g
             out_h = next(it) if hess_out is not None else out_h
+    mm = ()
     if n == 0:
         s, bad = (0.0 if sum_from is None else float(sum_from[0])), 0
     else:
         cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
         kern = cpu_kernel_for(spec, dt)
+        if minmax is not None:       # (otherwise omitted: the kernel without the range)
+            from ._cpu.fold import BLK
+            mm = (np.empty(((n + BLK - 1) // BLK, 2), dt),)
         s, bad = cpu.launch(kern, x.reshape(-1), y.reshape(-1),
                         None if w is None else w.reshape(-1), dt.type(ws),
                         *(dt.type(v) for v in abc), dt.type(gscale),
                         None if out_l is None else out_l.reshape(-1),
                         None if out_g is None else out_g.reshape(-1),
                         None if out_h is None else out_h.reshape(-1),
-                        0.0 if sum_from is None else float(sum_from[0]),
+                        0.0 if sum_from is None else float(sum_from[0]), *mm,
                         parallel=cpu.want_parallel("elementwise", n, nt), n_threads=nt)
+    if minmax is not None:
+        minmax[:] = ([float(mm[0][:, 0].min()), float(mm[0][:, 1].max())] if mm
+                     else [float("inf"), float("-inf")])
     if bad:
         raise _domain_error(spec, bad)
     if key is not None and n and x is pred and y is target and w is None:

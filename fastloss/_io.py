@@ -287,12 +287,28 @@ def _pieces(src, chunk):
         yield from src.pieces()
 
 
+_POPULATE_READ = [getattr(__import__("mmap"), "MADV_POPULATE_READ", 22)]   # Linux >= 5.14
+
+
 def _touch(a):
-    """Fault in the pages of a memmapped chunk (one load per page) so the kernel finds them
-    resident; NumPy releases the GIL for the strided reduction."""
+    """Fault in the pages of a memmapped chunk so the kernel finds them resident: one
+    ``madvise(MADV_POPULATE_READ)`` (the kernel maps the whole range at once, without the
+    GIL), or where that is refused, one load per page (NumPy releases the GIL for the
+    strided reduction)."""
     flat = a.reshape(-1) if a.flags.c_contiguous else None
     if flat is None or flat.size == 0:
         return
+    mp = _mapping(flat) if _POPULATE_READ else None
+    if mp is not None:
+        import mmap as _mmap
+        page = _mmap.PAGESIZE
+        lo = flat.__array_interface__["data"][0] - mp[1]
+        lo_p = lo - lo % page
+        try:
+            mp[0].madvise(_POPULATE_READ[0], lo_p, lo + flat.nbytes - lo_p)
+            return
+        except (OSError, ValueError, AttributeError):  # an older kernel, a closed map
+            _POPULATE_READ.clear()
     step = max(1, 4096 // flat.itemsize)
     np.add.reduce(flat[::step], dtype=np.float64 if flat.dtype.kind == "f" else None)
 

@@ -103,6 +103,15 @@ class Totals:
         self.count = 0
         self.counts = np.zeros(NBINS, np.int64) if quantiles else None
 
+    def add_range(self, count, known_sum, lo, hi):
+        """Fold in a chunk of ``count`` rows known only by its running total and its range
+        (no NaN: a chunk with one is folded in with :meth:`add`); not for quantiles."""
+        self.sum = float(known_sum)
+        self.count += int(count)
+        if count:
+            self.min = min(self.min, float(lo))
+            self.max = max(self.max, float(hi))
+
     def add(self, values, valid=None, known_sum=None):
         """Fold one chunk (its first row on a block boundary) into the totals.
         ``known_sum``: the running total after this chunk, already formed by the loss's

@@ -300,7 +300,7 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
     # [numerator, denominator], continued from rk when a chunk ends the exact totals
     mean_parts = [0.0, 0.0] if _special_mean(info, params) else None
     parts_live = False
-    from ._cpu.fold import BLK, lane_total_array
+    from ._cpu.fold import BLK
     state = {"out": None, "grad": None, "hess": None}
     scratch = {}
     skipped = 0
@@ -310,6 +310,12 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
     nt = _threads.resolve(n_threads, fn) if n_threads is not None else None
     tctx = _threads.threads(nt)
     tctx.__enter__()
+    # totals only (no per-row output, no sketch): each chunk's kernel returns its sum and
+    # range without storing the per-row values (a chunk with a NaN sum is run again the
+    # usual way, so that its NaNs are counted)
+    range_only = (info.kind == "elementwise" and out is None and grad_out is None
+                  and hess_out is None and not quantiles and len(names) == 2
+                  and not any(isinstance(v, np.ndarray) for v in params.values()))
     srcs_list = [srcs[n] for n in chunked]
     stream = rechunk(srcs_list, chunk, fn)
     reader = _Prefetch(stream, prefetch) if prefetch else None
@@ -323,6 +329,21 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
             if w is None:
                 w = weight_scalar
             dt = _dtype_of(arrays[names[0]])
+            if (range_only and exact and valid is None and vals_valid != "none"
+                    and lo % BLK == 0):
+                call_in = [arrays[n] if n in arrays else all_inputs[n] for n in names]
+                before = ksum[0]
+                mmv = _run_chunk_range(info, call_in, w, params, lo, hi, fn, ksum)
+                if ksum[0] == ksum[0]:
+                    tot.add_range(k, ksum[0], *mmv)
+                    if wtot is not None:
+                        _add_weights(wtot, kw_sum, data, None, k, dt, ew)
+                    _release_inputs(chunked, srcs, data)
+                    rows = hi
+                    if bar is not None:
+                        bar.update(k)
+                    continue
+                ksum[0] = before     # a NaN: this chunk again, the usual way
             if state["out"] is None:
                 _open_sinks(state, out, grad_out, hess_out, total, arrays[names[0]], dt,
                             info.kind, fn)
@@ -363,10 +384,7 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
                     parts_live = True
                 _add_mean_parts(mean_parts, info, call_in, w, params, bufs["out"], valid)
             if wtot is not None:
-                wv = np.asarray(data["sample_weight"][0]).reshape(-1)
-                wtot.add(wv, _expand(valid, wv.size, k))
-                if exact and ew:
-                    kw_sum[0] = lane_total_array(np.ascontiguousarray(wv, dtype=dt), kw_sum[0])
+                _add_weights(wtot, kw_sum, data, valid, k, dt, exact and ew)
             if valid is not None:
                 skipped += int(k - np.count_nonzero(valid))
                 for key in ("grad", "hess"):
@@ -375,9 +393,7 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
             for key, b in bufs.items():
                 state[key].write(lo, b, valid)
                 release(b)
-            for n in chunked:
-                if getattr(srcs[n], "mapped", False):
-                    release(data[n][0])
+            _release_inputs(chunked, srcs, data)
             rows = hi
             if bar is not None:
                 bar.update(k)
@@ -531,6 +547,46 @@ def _add_mean_parts(parts, info, call_in, w, params, out, valid):
     parts[1] = sum_blocks(cnt * wv, valid, parts[1])
 
 
+def _release_inputs(chunked, srcs, data):
+    """Drop the consumed chunks of memmapped inputs from the resident set."""
+    for n in chunked:
+        if getattr(srcs[n], "mapped", False):
+            release(data[n][0])
+
+
+def _add_weights(wtot, kw_sum, data, valid, k, dt, exact):
+    """The chunk's sample weights into their totals (and their fixed-order fold)."""
+    from ._cpu.fold import lane_total_array
+    wv = np.asarray(data["sample_weight"][0]).reshape(-1)
+    wtot.add(wv, _expand(valid, wv.size, k))
+    if exact:
+        kw_sum[0] = lane_total_array(np.ascontiguousarray(wv, dtype=dt), kw_sum[0])
+
+
+def _call_chunk(info, call_in, kw, req, lo, hi):
+    """``info.call`` with the data errors of rows [lo, hi) raised as ScoreDataError."""
+    try:
+        return info.call(call_in, kw, **req)
+    except ScoreDataError:
+        raise
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if isinstance(exc, ValueError) and any(s in msg for s in ("must lie in", "must be 1 or -1",
+                                                                  "non-negative", "probabilit",
+                                                                  "label")):
+            raise ScoreDataError(f"{msg} (rows {lo}-{hi - 1})") from None
+        raise
+
+
+def _run_chunk_range(info, call_in, w, params, lo, hi, fn, sum_from):
+    """An elementwise chunk's running total (continued in ``sum_from``) and ``[min, max]``
+    of its w·ℓ, from the kernel's one pass (no per-row values stored)."""
+    mm = [0.0, 0.0]
+    kw = dict(params, sample_weight=w, reduction="sum")
+    _call_chunk(info, call_in, kw, {"sum_from": sum_from, "minmax": mm}, lo, hi)
+    return mm
+
+
 def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None):
     want_grad = "grad" in bufs or "hess" in bufs
     kw = dict(params)
@@ -548,17 +604,7 @@ def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None):
         req.update(want_grad=True, argnums=(0,), grad_out=bufs.get("grad"))
         if "hess" in bufs:
             req.update(want_hess=True, hess_out=bufs["hess"])
-    try:
-        value, g, h = info.call(call_in, kw, **req)
-    except ScoreDataError:
-        raise
-    except (ValueError, TypeError) as exc:
-        msg = str(exc)
-        if isinstance(exc, ValueError) and any(s in msg for s in ("must lie in", "must be 1 or -1",
-                                                                  "non-negative", "probabilit",
-                                                                  "label")):
-            raise ScoreDataError(f"{msg} (rows {lo}-{hi - 1})") from None
-        raise
+    value, g, h = _call_chunk(info, call_in, kw, req, lo, hi)
     if not has_out or value is not bufs["out"]:
         bufs["out"][...] = np.asarray(value).reshape(bufs["out"].shape)
     if want_grad:

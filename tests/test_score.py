@@ -115,6 +115,22 @@ def test_npy_paths_in_and_out_are_memory_mapped(tmp_path):
     assert abs(r.sum - np.sum((x - y) ** 2)) <= 1e-12 * r.sum
 
 
+def test_memmapped_chunks_are_populated_or_touched(tmp_path, monkeypatch):
+    """Mapped chunks are faulted in ahead of the kernel with MADV_POPULATE_READ; where the
+    kernel refuses it (simulated by an unknown advice) the page-by-page loads take over
+    for the rest of the process, with the same results."""
+    x, y = _data(dt=np.float64, seed=11)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    ref = score("squared_error", x, y, chunk_size=4096)
+    for advice in (list(_io._POPULATE_READ), [12345]):
+        monkeypatch.setattr(_io, "_POPULATE_READ", advice)
+        r = score("squared_error", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"),
+                  chunk_size=4096)
+        assert (r.sum, r.min, r.max, r.count) == (ref.sum, ref.min, ref.max, N)
+    assert _io._POPULATE_READ == []                  # the refused advice was dropped
+
+
 def test_weights_array_and_scalar():
     x, y = _data(dt=np.float64)
     w = np.random.default_rng(1).random(N)
@@ -190,6 +206,31 @@ def test_nan_in_gives_nan_out():
     x[5] = np.nan
     r = score("squared_error", x, y)
     assert np.isnan(r.sum) and np.isnan(r.mean) and r.nan == 1
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_totals_only_range_from_the_kernel_pass(dt):
+    """Without outputs or quantiles the kernel returns each chunk's sum and range without
+    storing per-row values: min, max and count are the per-row values' own, weights
+    included (weight 0 gives 0, also for an infinite loss); a NaN chunk is counted."""
+    x, y = _data(dt=dt, seed=7)
+    w = np.random.default_rng(7).uniform(0, 2, N).astype(dt)
+    w[:3000] = 0
+    for sw in (None, w, 0.5):
+        per = fastloss.huber(x, y, delta=0.3, sample_weight=sw, reduction="none")  # w·ℓ
+        for c in (2048, 6144, None):
+            r = score("huber", x, y, delta=0.3, sample_weight=sw, chunk_size=c)
+            assert (r.min, r.max, r.count, r.nan) == (float(per.min()), float(per.max()), N, 0)
+            assert dt(r.sum) == fastloss.huber(x, y, delta=0.3, sample_weight=sw,
+                                               reduction="sum")
+    xi = x.copy()
+    xi[:10] = np.inf                       # weight 0 there: 0, not NaN, not inf
+    r = score("squared_error", xi, y, sample_weight=w, chunk_size=4096)
+    assert np.isfinite(r.max) and r.min == 0.0 and r.nan == 0
+    xn = x.copy()
+    xn[[100, 9000, 9001]] = np.nan         # two chunks of four: run again, NaNs counted
+    r = score("squared_error", xn, y, chunk_size=4096)
+    assert r.nan == 3 and np.isnan(r.sum) and np.isnan(r.min) and r.count == N
 
 
 def test_quantiles_within_documented_error():

@@ -27,6 +27,7 @@ sum and per-element polynomials differ in their last bits.  With outputs, each c
 the path depends on the length only) and then copied out while summing.
 """
 import numpy as np
+from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -86,11 +87,39 @@ def stack_like(typingctx, size, value):
     return arrty(size, value), codegen
 
 
-def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in):
+def _nan_ignoring(op):
+    """An intrinsic ``f(x, y)`` for ``llvm.<op>`` (IEEE minNum/maxNum: a NaN operand is
+    ignored): LLVM vectorizes these reductions, whereas a select-based min/max without
+    ``nnan`` stays scalar."""
+    def typer(typingctx, x, y):
+        if not (isinstance(x, types.Float) and x == y):
+            return None
+
+        def codegen(context, builder, sig, args):
+            lt = context.get_value_type(sig.args[0])
+            name = f"llvm.{op}.f32" if lt == ir.FloatType() else f"llvm.{op}.f64"
+            fn = cgutils.get_or_insert_function(builder.module,
+                                                ir.FunctionType(lt, [lt, lt]), name)
+            return builder.call(fn, args)
+
+        return x(x, y), codegen
+
+    typer.__name__ = op
+    return intrinsic(typer)
+
+
+minnum = _nan_ignoring("minnum")
+maxnum = _nan_ignoring("maxnum")
+
+
+def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None):
     """``s_in`` + Σ w·ℓ (float64, in the fixed order of :func:`lane_fold`) and the count of
     invalid labels; stores w·ℓ, gscale·w·ℓ', gscale·w·ℓ''.
 
     x, y, w (or None): 1-D, same length; ws: scalar weight; a, b, c: loss parameters.
+    ``mm`` (omitted: compiled out): an (nblocks, 2) array that gets each block's min and
+    max of w·ℓ (without a NaN; a block holding one has a NaN sum), so that a caller that
+    needs the range but not the values does not store them.
     """
     n = x.shape[0]
     nb = (n + BLK - 1) // BLK
@@ -113,6 +142,8 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in):
         sg = stack_empty(CH, FT)
         sh = stack_empty(CH, FT)
         t = 0.0
+        vlo = FT(np.inf)
+        vhi = FT(-np.inf)
         for c0 in range(lo, hi, CH):
             m = min(c0 + CH, hi) - c0
             for j0 in range(m):
@@ -143,8 +174,16 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in):
                     if out_h is not None:
                         out_h[i] = sh[j]
             t = sadd(t, chunk_sum(sv, m))
+            if mm is not None:
+                for j0 in range(m):
+                    e = sv[np.uint64(j0)]
+                    vlo = minnum(vlo, e)
+                    vhi = maxnum(vhi, e)
         ps[blk] = t
         pb[blk] = tb
+        if mm is not None:
+            mm[blk, 0] = vlo
+            mm[blk, 1] = vhi
     s = s_in
     bad = 0.0
     for blk in range(nb):

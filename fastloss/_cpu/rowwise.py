@@ -44,7 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._math.strict import sadd
-from .elementwise import stack_like
+from .elementwise import maxnum, stack_like
 from .fold import chunk_sum
 
 f1 = None           # bound per loss (see fastloss._math.rowwise)
@@ -73,22 +73,6 @@ BLK = 512   # phase-2 sums: terms of a block summed by chunk_sum, blocks added i
 SMALL = 8   # rows of at most this many columns: phase-2 terms added one by one (no staging;
             # integer-label softmax CE value+gradient, float32, AVX-512: 5 columns 1.3x faster,
             # 10 alike, 16 1.2x slower than staged)
-
-
-@intrinsic
-def maxnum(typingctx, x, y):
-    """``llvm.maxnum`` (IEEE maxNum: a NaN operand is ignored): LLVM vectorizes a maxnum
-    reduction, whereas a select-based max without ``nnan`` stays scalar."""
-    if not (isinstance(x, types.Float) and x == y):
-        return None
-
-    def codegen(context, builder, sig, args):
-        lt = context.get_value_type(sig.args[0])
-        name = "llvm.maxnum.f32" if lt == ir.FloatType() else "llvm.maxnum.f64"
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt, lt]), name)
-        return builder.call(fn, args)
-
-    return x(x, y), codegen
 
 
 @intrinsic
