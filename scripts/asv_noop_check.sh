@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A no-op comparison must report no change: the same code is benchmarked twice by asv,
-# recorded under two commit hashes, and `asv compare --factor F` must print no
-# "PERFORMANCE" line (asv prints "PERFORMANCE INCREASED/DECREASED" for a ratio beyond F).
+# recorded under two commit hashes, and `asv compare --factor F` must mark no row as
+# changed: its Change column holds "+" (slower beyond F, significant), "-" (faster) or "x"
+# (failed) for such rows, and is empty or "~" (not significant) otherwise.
 #
 #   scripts/asv_noop_check.sh [BENCH_REGEX] [FACTOR]      # defaults: Quick 1.1
 #
@@ -32,7 +33,7 @@ for H in "$A" "$B"; do
 done
 OUT="$(asv compare "${CONF[@]}" --factor "$FACTOR" "$A" "$B")"
 echo "$OUT"
-if grep -q "PERFORMANCE" <<<"$OUT"; then
+if grep -Eq '^\| *[-+x] *\|' <<<"$OUT"; then
   echo "asv_noop_check: FAILED: the same code compared as changed (factor $FACTOR)" >&2
   exit 1
 fi

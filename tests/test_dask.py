@@ -161,3 +161,28 @@ def test_local_cluster_matches_in_memory(client, tmp_path):
     np.testing.assert_array_equal(
         gv, fastloss.value_and_grad(fastloss.sigmoid_binary_cross_entropy)(
             x, y, reduction="sum")[1])
+
+
+def test_npy_blocks_are_views_of_the_map(tmp_path):
+    """Blocks of a ``.npy`` file are read-only views of a memory map in the worker (no copy),
+    for every key and both orders; computed results are NumPy's own."""
+    from fastloss.dask import _NpySlice
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((1000, 3)).astype(np.float32)
+    for name, arr in (("c", a), ("f", np.asfortranarray(a)), ("v", a[:, 0].copy())):
+        p = tmp_path / f"{name}.npy"
+        np.save(p, arr)
+        x = fd.from_npy(p, chunks=300)
+        np.testing.assert_array_equal(x.compute(), arr)
+        np.testing.assert_allclose(fd.squared_error(x, x * 0).compute(),
+                                   fastloss.squared_error(arr, arr * 0), rtol=1e-6)
+        src = _NpySlice(str(p), arr.shape, arr.dtype)
+        keys = [slice(10, 20), (slice(990, 2000),), (slice(5, 5),), (slice(0, 9, 2),)]
+        if arr.ndim == 2:
+            keys += [(slice(3, 8), slice(None)), (slice(3, 8), slice(0, 2))]
+        for key in keys:
+            got = src[key]
+            np.testing.assert_array_equal(got, arr[key])
+            assert got.size == 0 or (isinstance(got, np.memmap) and not got.flags.writeable)
+        assert src[7].shape == arr[7].shape
+        assert pickle.loads(pickle.dumps(src[slice(0, 4)])).tolist() == arr[:4].tolist()
