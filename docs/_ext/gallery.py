@@ -62,6 +62,8 @@ def _rowwise(info):
             args.append(base)
         elif name == getattr(spec, "labels", None):
             args.append(np.full(n, k if spec.label_kind == "int" else 1))
+        elif info.name == "multilabel_margin":         # class indices, ended by -1: {k}
+            args.append(np.tile(np.array([k, -1, -1]), (n, 1)))
         elif name == getattr(spec, "prob", None):
             if "cross_entropy" in info.name:           # one-hot label k
                 args.append(np.tile(np.eye(C)[k], (n, 1)))
