@@ -14,9 +14,10 @@ os.environ.setdefault("NUMBA_CACHE_DIR",
                       os.path.join(os.path.expanduser("~"), ".cache", "fastloss-asv", "numba"))
 
 # every timed benchmark: auto `number` (samples of >= sample_time), 10-30 samples per round,
-# at least 10 runs, 2 rounds (each a new process), a warm-up before sampling
+# at least 10 runs, 4 rounds (each a new process: the spread between processes is
+# larger than within one), a warm-up before sampling
 TIMING = dict(number=0, sample_time=0.02, repeat=(10, 30, 10.0), min_run_count=10,
-              warmup_time=0.2, rounds=2)
+              warmup_time=0.2, rounds=4)
 
 
 def timing(cls):
