@@ -44,7 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._math.strict import sadd
-from .elementwise import maxnum, stack_like
+from .elementwise import borrowed, maxnum, stack_like
 from .fold import chunk_sum
 
 f1 = None           # bound per loss (see fastloss._math.rowwise)
@@ -300,10 +300,13 @@ def row_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA, g
     one = FT(1.0)
     rv = np.empty(N)   # per-row results, summed in order after the parallel loop
     rb = np.zeros(N)
+    Ab = borrowed(A)   # row views without atomic reference counting (see borrowed)
+    Bb = borrowed(B)
+    Cb = borrowed(Cm)
     for i in prange(N):
-        a = A[i]
-        b = B[i]
-        c = Cm[i]
+        a = Ab[i]
+        b = Bb[i]
+        c = Cb[i]
         k = 0
         xk = zero
         wk = one
