@@ -12,6 +12,7 @@ written in place (the kernel writes straight into the mapped file), Parquet file
 """
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterable
 
@@ -287,7 +288,7 @@ def _pieces(src, chunk):
         yield from src.pieces()
 
 
-_POPULATE_READ = [getattr(__import__("mmap"), "MADV_POPULATE_READ", 22)]   # Linux >= 5.14
+_POPULATE_READ = [getattr(mmap, "MADV_POPULATE_READ", 22)]   # Linux >= 5.14
 
 
 def _touch(a):
@@ -300,8 +301,7 @@ def _touch(a):
         return
     mp = _mapping(flat) if _POPULATE_READ else None
     if mp is not None:
-        import mmap as _mmap
-        page = _mmap.PAGESIZE
+        page = mmap.PAGESIZE
         lo = flat.__array_interface__["data"][0] - mp[1]
         lo_p = lo - lo % page
         try:
@@ -315,14 +315,12 @@ def _touch(a):
 
 def _mapping(a):
     """``(mmap object, address of its first byte)`` behind a memmapped array, else None."""
-    import mmap as _mmap
-
     m = a
     while isinstance(getattr(m, "base", None), np.ndarray):  # up to the array over the map
         m = m.base
     if not isinstance(m, np.memmap) or getattr(m, "_mmap", None) is None:
         return None
-    start = m.offset - m.offset % _mmap.ALLOCATIONGRANULARITY
+    start = m.offset - m.offset % mmap.ALLOCATIONGRANULARITY
     return m._mmap, m.__array_interface__["data"][0] - (m.offset - start)
 
 
@@ -330,22 +328,20 @@ def release(a):
     """Drop a consumed memmapped chunk from this process's resident set (the page cache
     keeps it; dirty pages of an output are written back as usual), so that the resident
     memory of a streaming pass stays a few chunks whatever the file size."""
-    import mmap as _mmap
-
-    if not isinstance(a, np.ndarray) or a.size == 0 or not hasattr(_mmap, "MADV_DONTNEED"):
+    if not isinstance(a, np.ndarray) or a.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
         return
     mp = _mapping(a)
     if mp is None:
         return
     mm, base = mp
-    page = _mmap.PAGESIZE
+    page = mmap.PAGESIZE
     lo = a.__array_interface__["data"][0] - base
     hi = lo + a.nbytes
     lo_p = -(-lo // page) * page       # whole pages inside the chunk only: a page shared
     hi_p = (hi // page) * page         # with the next chunk stays mapped
     if hi_p > lo_p:
         try:
-            mm.madvise(_mmap.MADV_DONTNEED, lo_p, hi_p - lo_p)
+            mm.madvise(mmap.MADV_DONTNEED, lo_p, hi_p - lo_p)
         except (OSError, ValueError):
             pass
 

@@ -333,7 +333,7 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
                     and lo % BLK == 0):
                 call_in = [arrays[n] if n in arrays else all_inputs[n] for n in names]
                 before = ksum[0]
-                mmv = _run_chunk_range(info, call_in, w, params, lo, hi, fn, ksum)
+                mmv = _run_chunk_range(info, call_in, w, params, lo, hi, ksum)
                 if ksum[0] == ksum[0]:
                     tot.add_range(k, ksum[0], *mmv)
                     if wtot is not None:
@@ -578,7 +578,7 @@ def _call_chunk(info, call_in, kw, req, lo, hi):
         raise
 
 
-def _run_chunk_range(info, call_in, w, params, lo, hi, fn, sum_from):
+def _run_chunk_range(info, call_in, w, params, lo, hi, sum_from):
     """An elementwise chunk's running total (continued in ``sum_from``) and ``[min, max]``
     of its w·ℓ, from the kernel's one pass (no per-row values stored)."""
     mm = [0.0, 0.0]

@@ -293,6 +293,14 @@ def test_labels_converted_once_follow_every_change():
             g1, h1 = fb.xgboost_objective(loss, dtype=np.float64)(x, _Data(data.y.copy()))
             np.testing.assert_array_equal(g, g1)
             np.testing.assert_array_equal(h, h1)
+            if loss == "logistic":                      # and the definition (independent)
+                gr, hr = _ref_grad_hess(loss, x, data.y.astype(np.float64), "xgboost")
+                np.testing.assert_allclose(g, gr, rtol=1e-12, atol=1e-15)
+            else:
+                p = np.exp(x - x.max(1, keepdims=True))
+                p /= p.sum(1, keepdims=True)
+                np.testing.assert_allclose(g, p - np.eye(3)[data.y.astype(int)], rtol=1e-12,
+                                           atol=1e-15)
         n = 10                                          # another shape
         g, _ = obj(x[:n], _Data(data.y[:n]))
         np.testing.assert_array_equal(
