@@ -379,6 +379,9 @@ class _Transform:
         self._info = info
         self._single, self._nums = _argnums(info, argnums)
         self._names = [info.inputs[i] for i in self._nums]
+        # the planned small-call path differentiates the first input only
+        self._small = (info.small is not None and self._single
+                       and self._names[0] == info.inputs[0])
         self.__name__ = self.__qualname__ = f"{kind}_{name}"
         self.__doc__ = {"value_and_grad": value_and_grad, "grad": grad,
                         "grad_and_hessian": grad_and_hessian}[kind].__doc__
@@ -391,20 +394,24 @@ class _Transform:
 
     def __call__(self, *args, **kwargs):
         info = self._info
-        if not kwargs and self._single and info.small is not None:   # (argnums=0)
+        if not kwargs and self._small:
             hess = self.kind == "grad_and_hessian"
             r = info.small(args, True, hess)
             if r is not None:
+                g = r[1][self._names[0]]
                 if hess:
-                    return r[1]["pred"], r[2]
-                return r[1]["pred"] if self.kind == "grad" else (r[0], r[1]["pred"])
+                    return g, r[2]
+                return g if self.kind == "grad" else (r[0], g)
+        # the elementwise kernels skip the value's math when it is discarded
+        nov = {"want_value": False} if info.kind == "elementwise" else {}
         if self.kind == "grad_and_hessian":
             go, ho = kwargs.pop("grad_out", None), kwargs.pop("hess_out", None)
             _, g, h = info.call(args, kwargs, want_grad=True, want_hess=True, argnums=(0,),
-                                grad_out=go, hess_out=ho)
+                                grad_out=go, hess_out=ho, **nov)
             return g[info.inputs[0]], h
         go = kwargs.pop("grad_out", None)
-        v, g, _ = info.call(args, kwargs, want_grad=True, argnums=self._nums, grad_out=go)
+        v, g, _ = info.call(args, kwargs, want_grad=True, argnums=self._nums, grad_out=go,
+                            **(nov if self.kind == "grad" else {}))
         gr = g[self._names[0]] if self._single else tuple(g[n] for n in self._names)
         return gr if self.kind == "grad" else (v, gr)
 

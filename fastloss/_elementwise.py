@@ -126,7 +126,7 @@ def _domain_error(spec, bad: int):
 def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="auto", out=None,
         want_grad=False, want_hess=False, grad_out=None, hess_out=None, argnums=(0,),
         stream=None, device_result=False, n_threads=None, sum_from=None, check_first=True,
-        minmax=None):
+        minmax=None, want_value=True):
     """Value (and gradient / diagonal Hessian w.r.t. ``pred``) of one elementwise loss.
 
     Returns ``(value, {"pred": grad}, hess)``; ``grad`` and ``hess`` refer to the reduced
@@ -137,7 +137,10 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
     no separate domain pass before the kernel; a domain error still raises, after the
     kernel has written the buffers.  ``minmax`` (host, two arrays, for ``fastloss.score``):
     a list that gets ``[min, max]`` of w·ℓ over the elements, from the kernel's pass (NaN
-    elements make the sum NaN and leave the range undefined).
+    elements make the sum NaN and leave the range undefined).  ``want_value=False`` (the
+    gradient transforms, which discard the value): on the host, with a gradient asked for
+    and no ``out``, ``sum_from`` or ``minmax``, the kernel neither stores nor sums the
+    values (its variant without the value math) and the value returned is meaningless.
     """
     if minmax is not None and (spec.per_element and _array_param(spec, params) is not None):
         raise ValueError(f"{spec.name}: minmax= needs a loss of two arrays")
@@ -226,6 +229,8 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
         if minmax is not None:       # (otherwise omitted: the kernel without the range)
             from ._cpu.fold import BLK
             mm = (np.empty(((n + BLK - 1) // BLK, 2), dt),)
+        elif not want_value and out_l is None and sum_from is None and out_g is not None:
+            mm = (None, True)        # the variant without the values (ew_kernel's nov)
         s, bad = cpu.launch(kern, x.reshape(-1), y.reshape(-1),
                         None if w is None else w.reshape(-1), dt.type(ws),
                         *(dt.type(v) for v in abc), dt.type(gscale),

@@ -668,38 +668,39 @@ selects (u = 1 + e is in [1, 2], so k is 0 or 1).  NaN propagates; other argumen
 outside [0, 1] are not supported.""")
 
 
+# log1p(t) ~= t + t^2 Q(t) on [0, 1], Q of degree 9: a relative-error fit of log1p(t)/t
+# (iteratively reweighted least squares on 20 001 points, float32 coefficients), max
+# relative error of the approximation 8e-10; no range reduction needed, since the nearest
+# singularity (t = -1) is a whole interval length away.
+_LOG1PU_Q = tuple(_f32(float.fromhex(h)) for h in
+                  ("-0x1.fffff8p-2", "0x1.5553a6p-2", "-0x1.ffc42p-3", "0x1.97828cp-3",
+                   "-0x1.4a5494p-3", "0x1.fea998p-4", "-0x1.54496p-4", "0x1.57f0e4p-5",
+                   "-0x1.bebd22p-7", "0x1.0fc2a4p-9"))
+
+
 @intrinsic
 def flog1pu_f32(typingctx, e):
     """log(1 + e) for float32 e in [0, 1] (the softplus term log(1 + exp(-|x|))).
 
-    No division and no select: k (0 or 1) from the bits of u = 1 + e,
-    f = (1 + e) 2**-k - 1 by one FMA (which carries the rounding error of 1 + e), then
-    ``flog_f32``'s polynomial and tail.  NaN propagates; arguments outside [0, 1] are not
-    supported.
+    One polynomial, no range reduction, no division, no select and no integer work:
+    e + e (e Q(e)) with Q of degree 9 (``_LOG1PU_Q``) in Horner form by fused
+    multiply-adds, 11 operations against the 22 of ``flog_f32``'s reduction and tail
+    (sigmoid BCE value only, float32, in cache, AVX2: 1.74 -> 1.12 ns per element).
+    Within 1.4 ulp over [0, 1] (``tests/test_fastmath.py``); exact at 0 and 1
+    (log 2 correctly rounded); NaN propagates; arguments outside [0, 1] are not supported.
     """
     if e != types.float32:
         return None
 
     def codegen(context, builder, sig, args):
-        (ev,) = args
+        (t,) = args
         b = builder
         fma = cgutils.get_or_insert_function(b.module, ir.FunctionType(_LL_F32, [_LL_F32] * 3),
                                              "llvm.fma.f32")
-        u = _fadd(b, ev, _f32c(1.0))
-        t = b.add(b.bitcast(u, _LL_I32), _i32(0x3F800000 - 0x3F3504F3))
-        kb = b.lshr(t, _i32(23))
-        k = _fsub(b, b.bitcast(b.or_(kb, _i32(0x4B000000)), _LL_F32), _f32c(8388608.0 + 127))
-        tk = b.bitcast(b.shl(b.sub(_i32(254), kb), _i32(23)), _LL_F32)
-        f = b.call(fma, [ev, tk, _fsub(b, tk, _f32c(1.0))])
-        p = _f32c(_LOG_P0)
-        for c in (_LOG_P1, _LOG_P2, _LOG_P3, _LOG_P4, _LOG_P5, _LOG_P6, _LOG_P7, _LOG_P8):
-            p = b.call(fma, [p, f, _f32c(c)])
-        z = _fmul(b, f, f)
-        q = _fmul(b, _fmul(b, p, f), z)
-        y = _fadd(b, q, _fmul(b, k, _f32c(_LOG_C2)))
-        y = _fadd(b, y, _fmul(b, _f32c(-0.5), z))
-        y = _fadd(b, f, y)
-        return _fadd(b, y, _fmul(b, k, _f32c(_LOG_C1)))
+        q = _f32c(_LOG1PU_Q[-1])
+        for c in _LOG1PU_Q[-2::-1]:
+            q = b.call(fma, [q, t, _f32c(c)])
+        return b.call(fma, [_fmul(b, t, q), t, t])
 
     return types.float32(types.float32), codegen
 

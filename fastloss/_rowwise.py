@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _alloc, _device, _threads
+from . import _alloc, _device, _rowplan, _threads
 from ._compile import cached, cpu_kernel, dtype_tag, namespace
 from ._validate import (REDUCTIONS, _same_memory, as_float, as_host_array, check_choice,
                         check_out, float_dtype_of, real_scalar, split_buffers, split_weights,
@@ -407,6 +407,12 @@ def run(spec: RowLoss, inputs, params, *, sample_weight=None, reduction="mean",
         out_l = user_l
     grads = {n: _finish_grad(gbufs[n], shape, ax, moved) for n in wanted}
     hess = None if hbuf is None else _finish_grad(hbuf, shape, ax, moved)
+    if (reduction == "mean" and N and D and not par and not moved and mfac == 1.0
+            and sample_weight is None and out is None and grad_out is None and not want_hess
+            and sum_from is None and n_threads is None and device == "auto" and not has_cw
+            and tbuf is None):
+        _rowplan.remember(spec, inputs, params, want_grad, wanted, dt, N, D, shape, batch,
+                          pvals, params.get("ignore_index") if K is not None else None, kern)
     if tbuf is not None:
         return _finish_grad(tbuf, shape, ax, moved), grads, hess
     return _reduce(s, wsum, reduction, out_l, batch, dt), grads, hess

@@ -10,7 +10,7 @@ argument order.
 """
 from functools import partial
 
-from . import _rowwise
+from . import _rowplan, _rowwise
 from ._api import LossInfo, register
 from ._rowwise import ROWLOSSES
 
@@ -23,6 +23,7 @@ for _spec in ROWLOSSES.values():
     globals()[_spec.name] = register(LossInfo(
         name=_spec.name, kind="rowwise", inputs=_spec.order, params=dict(_spec.params),
         runner=partial(_runner, _spec), differentiable=_spec.differentiable,
-        has_hessian=_rowwise.has_hessian(_spec), formula=_spec.formula, doc=_spec.doc, spec=_spec))
+        has_hessian=_rowwise.has_hessian(_spec), formula=_spec.formula, doc=_spec.doc, spec=_spec,
+        small=partial(_rowplan.small_call, _spec)))
 
 __all__ = list(ROWLOSSES)

@@ -204,3 +204,35 @@ def test_torch_agreement():
         v, g = fastloss.value_and_grad(f)(x, tgt, **p)
         np.testing.assert_allclose(v, out.item(), rtol=1e-10)
         np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [300, 70_000])          # the serial and the parallel kernel
+def test_gradient_transforms_skip_the_value_same_bits(dt, n):
+    """grad / grad_and_hessian run the kernel variant without the value math; their
+    gradients and Hessians are value_and_grad's bits, and domain errors still raise."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(n) * 4).astype(dt)
+    x[::97] = np.nan
+    y = (rng.random(n) < 0.4).astype(dt)
+    w = rng.random(n).astype(dt)
+    from scipy.special import expit
+
+    f = fastloss.sigmoid_binary_cross_entropy
+    for kw in ({}, {"reduction": "sum", "sample_weight": w}):
+        v, g = fastloss.value_and_grad(f)(x, y, **kw)
+        g1 = fastloss.grad(f)(x, y, **kw)
+        g2, h2 = fastloss.grad_and_hessian(f)(x, y, **kw)
+        assert g1.dtype == dt and np.array_equal(g, g1, equal_nan=True)
+        assert np.array_equal(g, g2, equal_nan=True)
+        s = expit(x.astype(np.float64))
+        sm = expit(-x.astype(np.float64))                   # 1 - s without cancellation
+        ws = w if "sample_weight" in kw else np.full(n, 1.0 / n)
+        rtol = 2e-6 if dt == np.float32 else 1e-12
+        np.testing.assert_allclose(g2, (s * (1 - y) - sm * y) * ws, rtol=rtol, atol=1e-30)
+        np.testing.assert_allclose(h2, s * sm * ws, rtol=2e-5 if dt == np.float32
+                                   else 1e-12, atol=1e-30)
+    bad = y.copy()
+    bad[5] = 2.0
+    with pytest.raises(ValueError, match="target"):
+        fastloss.grad(f)(x, bad)

@@ -393,7 +393,8 @@ def test_flog1pu_unit_interval(dtype):
     assert out.dtype == dtype
     ref = np.log1p(x.astype(np.longdouble))
     err = np.abs(out - ref) / np.spacing(ref.astype(dtype)).astype(np.longdouble)
-    assert err.max() <= 1.5 + _LD_EXTRA          # measured 1.37 (float32), 1.27 (float64)
+    # measured 1.43 (float32, every float32 in [0, 1]), 1.27 (float64)
+    assert err.max() <= 1.5 + _LD_EXTRA
     assert out[-4] == 0 and not np.signbit(out[-4]) and out[-3] == np.log(dtype(2))
     nan = np.array([np.nan], dtype)
     run(nan, nan)

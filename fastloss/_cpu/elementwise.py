@@ -134,14 +134,18 @@ minnum = _nan_ignoring("minnum")
 maxnum = _nan_ignoring("maxnum")
 
 
-def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None):
+def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None, nov=None):
     """``s_in`` + Σ w·ℓ (float64, in the fixed order of :func:`lane_fold`) and the count of
     invalid labels; stores w·ℓ, gscale·w·ℓ', gscale·w·ℓ''.
 
     x, y, w (or None): 1-D, same length; ws: scalar weight; a, b, c: loss parameters.
     ``mm`` (omitted: compiled out): an (nblocks, 2) array that gets each block's min and
     max of w·ℓ (without a NaN; a block holding one has a NaN sum), so that a caller that
-    needs the range but not the values does not store them.
+    needs the range but not the values does not store them.  ``nov`` (omitted: compiled
+    out; passed, any value: no values): for callers that want only the gradient (and
+    Hessian) -- the values are neither stored nor summed, so their math is dead code
+    (sigmoid BCE: the ``log1p``), and the sum returned is ``s_in``; ``out_l`` and ``mm``
+    must then be None.
     """
     n = x.shape[0]
     nb = (n + BLK - 1) // BLK
@@ -180,7 +184,8 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None):
                     wi = w[i] * ws
                 # weight 0: no contribution, also from an infinite (overflowed) loss;
                 # NaN stays NaN
-                sv[j] = zero if (wi == zero and v == v) else FT(v * wi)
+                if nov is None:
+                    sv[j] = zero if (wi == zero and v == v) else FT(v * wi)
                 if out_g is not None:
                     sg[j] = zero if (wi == zero and g == g) else g * (wi * gscale)
                 if out_h is not None:
@@ -195,7 +200,8 @@ def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None):
                         out_g[i] = sg[j]
                     if out_h is not None:
                         out_h[i] = sh[j]
-            t = sadd(t, chunk_sum(sv, m))
+            if nov is None:
+                t = sadd(t, chunk_sum(sv, m))
             if mm is not None:
                 for j0 in range(m):
                     e = sv[np.uint64(j0)]

@@ -476,3 +476,19 @@ def chunk_kernel(A, B, Cm, K, YL, CW, SW, ws, p0, p1, p2, p3, gscale, out_l, gA,
             else:
                 _rowzero(gA, gB, gC, gH, i, lo, hi)
     return s, bad
+
+
+def scan_labels(K, D, ign, has_ign):
+    """The number of labels in [0, D), with the labels equal to ``ign`` (when ``has_ign``)
+    set to -1 (ignored rows), or -1 at the first label that is neither (the caller then
+    takes the checked path, which raises).  Template of :mod:`fastloss._rowplan`'s scan."""
+    n = 0
+    for i in range(K.shape[0]):
+        k = K[i]
+        if has_ign and k == ign:
+            K[i] = -1
+        elif 0 <= k < D:
+            n += 1
+        else:
+            return -1
+    return n
