@@ -77,11 +77,36 @@ def loss_params(spec, params: dict) -> tuple:
 _PM1 = frozenset((1.0, -1.0))
 
 
-def _domain_count(spec, x, y):
+_RANGE_MIN = 1 << 16   # from here the domain checks take one compiled pass (_ranges)
+_RANGE: list = []
+
+
+def _ranges(v, nt):
+    """(min, max, min |v|, max |v|) of a contiguous 1-D ``v``, NaN skipped: one compiled
+    pass, parallel as the elementwise kernels are (``np.fmin``/``np.fmax`` take a pass
+    each, single-threaded, and the ±1 check an ``np.abs`` temporary)."""
+    cpu = _CPU[0] if _CPU else _cpu_module()
+    if not _RANGE:
+        from ._cpu.elementwise import range_array
+        _RANGE.append(cpu_kernel(range_array, "range", {}))
+    return cpu.launch(_RANGE[0], v, parallel=cpu.want_parallel("elementwise", v.size, nt),
+                      n_threads=nt)
+
+
+def _domain_count(spec, x, y, nt=None):
     """The number of elements outside the loss's domain (the kernel's check, vectorized;
     NaN passes as in the kernel), or None for a check with no vectorized twin here."""
     check = spec.check.__name__
     yf = y.reshape(-1)
+    if yf.size >= _RANGE_MIN and check in ("ok_pm1", "ok_unit_target", "ok_unit_both") \
+            and yf.flags.c_contiguous and x.flags.c_contiguous:
+        r = _ranges(yf, nt)
+        ok = (r[2] >= 1 and r[3] <= 1) if check == "ok_pm1" else (r[0] >= 0 and r[1] <= 1)
+        if ok and check == "ok_unit_both":
+            rx = _ranges(x.reshape(-1), nt)
+            ok = rx[0] >= 0 and rx[1] <= 1
+        if ok:
+            return 0
     if yf.size <= 64 and check != "ok_unit_both":     # small: cheaper in Python than ufuncs
         v = yf.tolist()
         if check == "ok_pm1" and set(v) <= _PM1:
@@ -214,7 +239,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
             # a domain error must leave the caller's buffers as they were: check the domain
             # here (one vectorized pass, only when buffers were passed) instead of after
             # the kernel wrote them
-            _checked_first(spec, _domain_count(spec, x, y), given, bufs, copies)
+            _checked_first(spec, _domain_count(spec, x, y, nt), given, bufs, copies)
         if copies:
             it = iter(bufs)
             out_l = next(it) if out is not None else out_l

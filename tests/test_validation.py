@@ -241,6 +241,38 @@ def test_domain_errors_leave_buffers_untouched(name, y):
     assert np.isnan(v[1]) and np.isfinite(v[[0, 2, 3]]).all()
 
 
+@pytest.mark.parametrize("name, good, bad", [
+    ("logistic", (1.0, -1.0), (0.5, 2.0, 0.0)),
+    ("sigmoid_binary_cross_entropy", (0.0, 0.3, 1.0), (1.5, -0.25)),
+    ("binary_cross_entropy", (0.0, 0.5, 1.0), (-0.1, 1.01)),
+])
+def test_domain_checks_of_large_arrays(name, good, bad):
+    """From 65 536 elements the pre-kernel domain check is one compiled pass: every kind of
+    invalid entry, anywhere, is found and counted; NaN passes; buffers stay untouched."""
+    n = 70_003
+    f = getattr(fl, name)
+    x = RNG.uniform(0.05, 0.95, n)
+    y = np.resize(np.array(good), n)
+    y[::1000] = np.nan
+    g = np.full(n, 4.0)
+    v, _ = fl.value_and_grad(f)(x, y, grad_out=g)
+    assert np.isnan(v)
+    for b in bad:
+        for where in ((0,), (n - 1,), (2047, 2048, 40_000)):
+            yb = y.copy()
+            yb[list(where)] = b
+            g[:] = 4.0
+            with pytest.raises(ValueError, match=f"{len(where)} element"):
+                fl.value_and_grad(f)(x, yb, grad_out=g)
+            assert (g == 4).all()
+    if name == "binary_cross_entropy":          # the prediction's domain too
+        xb = x.copy()
+        xb[n // 2] = 1.5
+        with pytest.raises(ValueError, match="pred and target"):
+            fl.grad(f)(xb, np.full(n, 0.5), grad_out=g)
+        assert (g == 4).all()
+
+
 def test_rowwise_probability_errors_leave_buffers_untouched():
     logits = RNG.normal(size=(2, 3))
     y = np.array([[0.5, 0.5, 0.0], [1.2, -0.2, 0.0]])
@@ -668,3 +700,16 @@ def test_uint64_labels_above_int64_are_refused_not_wrapped():
     lab = np.array([0, 2 ** 64 - 100], dtype=np.uint64)
     with pytest.raises(ValueError, match="labels.*18446744073709551516"):
         fl.softmax_cross_entropy_with_integer_labels(np.zeros((2, 3)), lab)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_range_pass_matches_numpy(dt):
+    from fastloss._elementwise import _ranges
+
+    v = RNG.normal(size=100_001).astype(dt) * 3
+    v[5], v[77_777], v[-1] = np.nan, -np.inf, 40.0
+    got = _ranges(v, None)
+    a = np.abs(v)
+    assert got == (np.fmin.reduce(v), np.fmax.reduce(v), np.fmin.reduce(a), np.fmax.reduce(a))
+    assert _ranges(v[:3000], 1)[1] == np.fmax.reduce(v[:3000])          # the serial kernel
+    assert _ranges(np.full(70_000, np.nan, dt), None) == (np.inf, -np.inf, np.inf, -np.inf)

@@ -134,6 +134,43 @@ minnum = _nan_ignoring("minnum")
 maxnum = _nan_ignoring("maxnum")
 
 
+def range_array(v):
+    """(min, max, min |v|, max |v|) of a 1-D float array in float64, NaN skipped (IEEE
+    minNum/maxNum, as ``np.fmin``/``np.fmax``; ±inf and -inf for an empty or all-NaN
+    array): the domain checks of the elementwise runner in one vectorized pass, per block
+    in parallel (template: compiled by :func:`fastloss._compile.cpu_kernel`)."""
+    n = v.shape[0]
+    nb = (n + BLK - 1) // BLK
+    r = np.empty((nb, 4))
+    for blk in prange(nb):
+        lo = blk * BLK
+        hi = min(lo + BLK, n)
+        a0 = np.inf
+        a1 = -np.inf
+        a2 = np.inf
+        a3 = -np.inf
+        for j in range(lo, hi):
+            e = np.float64(v[np.uint64(j)])
+            a0 = minnum(a0, e)
+            a1 = maxnum(a1, e)
+            a2 = minnum(a2, abs(e))
+            a3 = maxnum(a3, abs(e))
+        r[blk, 0] = a0
+        r[blk, 1] = a1
+        r[blk, 2] = a2
+        r[blk, 3] = a3
+    b0 = np.inf
+    b1 = -np.inf
+    b2 = np.inf
+    b3 = -np.inf
+    for blk in range(nb):
+        b0 = minnum(b0, r[blk, 0])
+        b1 = maxnum(b1, r[blk, 1])
+        b2 = minnum(b2, r[blk, 2])
+        b3 = maxnum(b3, r[blk, 3])
+    return b0, b1, b2, b3
+
+
 def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None, nov=None):
     """``s_in`` + Σ w·ℓ (float64, in the fixed order of :func:`lane_fold`) and the count of
     invalid labels; stores w·ℓ, gscale·w·ℓ', gscale·w·ℓ''.
