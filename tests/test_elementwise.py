@@ -206,8 +206,7 @@ def test_torch_agreement():
         np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-9, atol=1e-14)
 
 
-@pytest.mark.parametrize("dt", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [300, 70_000])          # the serial and the parallel kernel
+@pytest.mark.parametrize("dt, n", [(np.float32, 300), (np.float64, 70_000)])  # serial, parallel
 def test_gradient_transforms_skip_the_value_same_bits(dt, n):
     """grad / grad_and_hessian run the kernel variant without the value math; their
     gradients and Hessians are value_and_grad's bits, and domain errors still raise."""
