@@ -79,17 +79,20 @@ def remember(spec, inputs, params, want_grad, wanted, dt, N, D, shape, batch, pv
     if spec.labels and spec.label_kind == "int" and inputs[spec.labels].dtype.kind not in "iu":
         return
     nf = len(spec.floats)
+    # the kernel's unused and constant inputs (no ±1 labels, class or sample weights, the
+    # scalars), made once: the kernel only reads them
+    fixed = (np.zeros(1, dt), np.ones(1, dt), np.ones(N, dt), dt.type(1.0),
+             *(dt.type(v) for v in pvals))
     probe_A = np.zeros((N, D), dt)
     K = np.zeros(N if spec.labels else 1, np.int64)
-    probe = (probe_A, probe_A, probe_A, K, np.zeros(1, dt), np.ones(1, dt), np.ones(N, dt),
-             dt.type(1.0), *(dt.type(v) for v in pvals), dt.type(1.0), np.empty(N, dt),
+    probe = (probe_A, probe_A, probe_A, K, *fixed, dt.type(1.0), np.empty(N, dt),
              np.empty((N, D), dt) if want_grad else None, None, None, None)
     ep = _entry(_cpu.serial(kern), probe)
     fold = _entry(fold_kernel(), (np.zeros(N, dt), 0.0))
     scan = _entry(_scan_kernel(), (K, 1, 0, False)) if spec.labels else None
     if len(_PLANS) >= 256:
         _PLANS.clear()
-    _PLANS[key] = (ep, fold, scan, dt, N, D, shape, batch, nf, pvals,
+    _PLANS[key] = (ep, fold, scan, dt, N, D, shape, batch, nf, pvals, fixed, np.zeros(1, np.int64),
                    -1 if ign is None else int(ign), ign is not None, spec.fixup is not None)
 
 
@@ -102,18 +105,21 @@ def small_call(spec, args, want_grad, want_hess):
     plan = _PLANS.get(key) if key is not None else None
     if plan is None:
         return None
-    ep, fold, scan, dt, N, D, shape, batch, nf, pvals, ign, has_ign, has_fix = plan
+    ep, fold, scan, dt, N, D, shape, batch, nf, pvals, fixed, K0, ign, has_ign, has_fix = plan
     named = dict(zip(spec.order, args))
     A = named[spec.floats[0]].reshape(N, D)
     B = named[spec.floats[1]].reshape(N, D) if nf > 1 else A
     Cm = named[spec.floats[2]].reshape(N, D) if nf > 2 else A
     if scan is not None:
-        K = np.array(named[spec.labels], dtype=np.int64).reshape(-1)
+        lab = named[spec.labels]
+        # a copy where ignored labels will be rewritten (or the dtype differs), else a view
+        K = (np.array(lab, dtype=np.int64) if has_ign else
+             np.ascontiguousarray(lab, dtype=np.int64)).reshape(-1)
         W = scan(K, D, ign, has_ign)
         if W < 0:
             return None
     else:
-        K = np.zeros(1, np.int64)
+        K = K0
         W = N
     from ._rowwise import _prob_error, _reduce
 
@@ -121,8 +127,7 @@ def small_call(spec, args, want_grad, want_hess):
     gscale = 1.0 / wsum if wsum > 0 else float("nan")
     ol = np.empty(N, dt)
     g = np.empty(shape, dt) if want_grad else None
-    s, bad = ep(A, B, Cm, K, np.zeros(1, dt), np.ones(1, dt), np.ones(N, dt), dt.type(1.0),
-                *(dt.type(v) for v in pvals), dt.type(gscale), ol,
+    s, bad = ep(A, B, Cm, K, *fixed, dt.type(gscale), ol,
                 None if g is None else g.reshape(N, D), None, None, None)
     if bad:
         raise _prob_error(spec, bad)
