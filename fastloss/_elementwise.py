@@ -28,16 +28,18 @@ def _cpu_module():
     return _cpu
 
 
-def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN):
-    """The cached fused kernel of one loss for one dtype (compiled on first call)."""
-    key = (spec.name, dtype_tag(dtype), n >= PARALLEL_MIN)
+def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN, math=None):
+    """The cached fused kernel of one loss for one dtype (compiled on first call);
+    ``math``: the name of the loss's math function (``spec.math_for(params)``; None: the
+    loss's own)."""
+    key = (spec.name, dtype_tag(dtype), n >= PARALLEL_MIN, math)
     k = _KERNEL_FOR.get(key)
     if k is None:
-        k = _KERNEL_FOR[key] = _build_kernel(spec, dtype, n)
+        k = _KERNEL_FOR[key] = _build_kernel(spec, dtype, n, math or spec.name)
     return k
 
 
-def _build_kernel(spec, dtype, n):
+def _build_kernel(spec, dtype, n, math=None):
     if spec.arity != 2:   # (fastloss.prepare binds the two-array kernels only)
         raise TypeError(f"{spec.name}: a loss of {spec.arity} arrays has no two-array kernel; "
                         f"prepare() and the other two-array paths do not support it")
@@ -50,8 +52,9 @@ def _build_kernel(spec, dtype, n):
     parallel = n >= PARALLEL_MIN and not DEBUG
     import numba
 
-    return cpu_kernel(ew_kernel, f"{spec.name}_{tag}" + ("" if parallel else "_serial"),
-                      {"loss_fn": ns[spec.name], "check_fn": ns[check],
+    math = math or spec.name
+    return cpu_kernel(ew_kernel, f"{math}_{tag}" + ("" if parallel else "_serial"),
+                      {"loss_fn": ns[math], "check_fn": ns[check],
                        "FT": numba.float32 if tag == "f32" else numba.float64},
                       parallel=parallel, boundscheck=True if DEBUG else None,
                       wide=transcendental(spec.fn))
@@ -250,7 +253,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
         s, bad = (0.0 if sum_from is None else float(sum_from[0])), 0
     else:
         cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
-        kern = cpu_kernel_for(spec, dt)
+        kern = cpu_kernel_for(spec, dt, math=spec.fast and spec.math_for(abc) or None)
         if minmax is not None:       # (otherwise omitted: the kernel without the range)
             from ._cpu.fold import BLK
             mm = (np.empty(((n + BLK - 1) // BLK, 2), dt),)

@@ -168,3 +168,27 @@ def test_rowwise_any_address(name, shape, dt):
         lv, g2 = fastloss.value_and_grad(fn)(bz, bl, reduction="none", out=o, grad_out=g)
         assert _bits(lv) == _bits(l0), what
         assert _bits(g2) == _bits(gl0), what
+
+
+@pytest.mark.parametrize("weighted", (False, True))
+@pytest.mark.parametrize("name", EW_LOSSES)
+def test_elementwise_repeated_calls_same_bits(name, weighted):
+    """The same parallel call, repeated, gives the same bits, and so do the transforms
+    that share its gradient (value_and_grad, grad, grad_and_hessian) and the serial kernel
+    (``n_threads=1``): every element of every call, with and without weights."""
+    n = 2 ** 16 + 5
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal(n) * 4
+    y = (rng.random(n) < 0.4).astype(np.float64)
+    kw = {"reduction": "sum", "sample_weight": rng.random(n)} if weighted else {}
+    f = getattr(fastloss, name)
+    ref_v, ref_g = fastloss.value_and_grad(f)(x, y, **kw)
+    calls = (lambda: fastloss.value_and_grad(f)(x, y, **kw)[1],
+             lambda: fastloss.grad(f)(x, y, **kw),
+             lambda: fastloss.grad_and_hessian(f)(x, y, **kw)[0],
+             lambda: fastloss.value_and_grad(f)(x, y, n_threads=1, **kw)[1])
+    for call in calls:
+        for _ in range(4):
+            assert _bits(call()) == _bits(ref_g)
+    for _ in range(4):
+        assert f(x, y, **kw) == ref_v

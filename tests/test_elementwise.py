@@ -235,3 +235,42 @@ def test_gradient_transforms_skip_the_value_same_bits(dt, n):
     bad[5] = 2.0
     with pytest.raises(ValueError, match="target"):
         fastloss.grad(f)(x, bad)
+
+
+@pytest.mark.parametrize("dt", (np.float32, np.float64))
+def test_fast_math_twins_match_the_general_math(dt):
+    """A loss's ``fast`` twin (the math the CPU kernels take for some parameter values,
+    e.g. poisson_nll's defaults) gives the general math's values, gradients, Hessians and
+    sum for those values, special inputs included; other values keep the general math."""
+    from fastloss._elementwise import cpu_kernel_for, loss_params
+    from fastloss._math.spec import ELEMENTWISE
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 80.0, -80.0, 700.0, -700.0])
+    x = np.concatenate([rng.standard_normal(n) * 3, specials, np.zeros(9), specials]).astype(dt)
+    y = np.concatenate([rng.poisson(2.0, n).astype(float), np.zeros(9), specials,
+                        np.full(9, 3.0)]).astype(dt)
+    twins = [(s, vals, name) for s in ELEMENTWISE.values() for vals, name in s.fast]
+    assert twins                                   # poisson_nll has one
+    for spec, vals, name in twins:
+        params = {p.name: p.default for p in spec.params}
+        abc = loss_params(spec, params)
+        assert spec.math_for(abc) == name
+        assert all(v is None or v == a for v, a in zip(vals, abc))
+        runs = []
+        for math in (spec.name, name):
+            k = cpu_kernel_for(spec, dt, 1000, math=math)
+            out = [np.empty(x.size, dt) for _ in range(3)]
+            s, _ = k(x, y, None, dt(1.0), *(dt(v) for v in abc), dt(1.0), *out, 0.0)
+            runs.append((s, out, k))
+        (s0, o0, k0), (s1, o1, k1) = runs
+        assert k0 is not k1 and name in k1.py_func.__name__
+        assert s0 == s1 or (s0 != s0 and s1 != s1)
+        for a, b in zip(o0, o1):
+            np.testing.assert_array_equal(a, b)
+    other = {"log_input": False, "full": False, "eps": 1e-8}
+    spec = ELEMENTWISE["poisson_nll"]
+    assert spec.math_for(loss_params(spec, other)) == "poisson_nll"
+    assert spec.math_for(loss_params(spec, dict(other, log_input=True, full=True))) \
+        == "poisson_nll"

@@ -90,10 +90,24 @@ class ElementwiseSpec:
     per_element_check: dict = field(default_factory=dict)
     base: str | None = None         # a per-element twin: the loss it serves
     z_shape: str = "numpy"          # how the third array broadcasts: "numpy", "var" (PyTorch's)
+    fast: tuple = ()                # ((parameter values or None, math function name), ...)
 
     @property
     def arity(self) -> int:
         return len(self.inputs)
+
+    def math_for(self, abc: tuple) -> str:
+        """The math function for checked parameter values ``abc`` (``loss_params``): the
+        first ``fast`` entry whose values match (None matches any), else ``fn`` itself.
+
+        In a vectorized loop every branch of the math is computed, also those a
+        parameter value switches off (``poisson_nll``'s logarithms when ``log_input`` is
+        True and ``full`` False); a ``fast`` twin is the same math with those branches
+        taken out, and gives the same results for those values."""
+        for values, name in self.fast:
+            if all(v is None or v == got for v, got in zip(values, abc)):
+                return name
+        return self.name
 
 
 ELEMENTWISE: dict[str, ElementwiseSpec] = {}
@@ -102,7 +116,7 @@ ELEMENTWISE3: dict[str, ElementwiseSpec] = {}   # the losses of three arrays
 
 def elementwise(params=(), hessian=True, check=None, target_domain=None, pred_domain=None,
                 formula="", inputs=None, differentiable=None, checked="target",
-                per_element=(), z_shape="numpy"):
+                per_element=(), z_shape="numpy", fast=()):
     """Register the decorated scalar function as an elementwise loss.
 
     ``inputs`` (three names): a loss of three arrays, registered in ``ELEMENTWISE3``;
@@ -111,6 +125,8 @@ def elementwise(params=(), hessian=True, check=None, target_domain=None, pred_do
     shape, that shape without its last axis, or one axis of size 1; or a scalar), else by
     NumPy's rules, to the first input's shape.  ``per_element``: parameters
     that also take an array; their three-array twins are generated here, next to ``fn``.
+    ``fast``: ``((values, name), ...)``, math functions of ``fn``'s module that the CPU
+    kernels use instead of ``fn`` for those parameter values (see ``math_for``).
     """
     if len(params) > 3:
         raise ValueError("elementwise losses take at most three parameters")
@@ -123,7 +139,7 @@ def elementwise(params=(), hessian=True, check=None, target_domain=None, pred_do
             target_domain=target_domain, pred_domain=pred_domain, formula=formula,
             doc=(fn.__doc__ or "").strip(), inputs=tuple(inputs or ("pred", "target")),
             differentiable=tuple(differentiable or ((inputs or ("pred",))[0],)),
-            checked=checked, z_shape=z_shape)
+            checked=checked, z_shape=z_shape, fast=tuple(fast))
         for pname in per_element:
             spec.per_element[pname] = _twin(fn, names.index(pname), f"{fn.__name__}__{pname}")
             if check is not None:
