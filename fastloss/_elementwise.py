@@ -80,20 +80,22 @@ def loss_params(spec, params: dict) -> tuple:
 _PM1 = frozenset((1.0, -1.0))
 
 
-_RANGE_MIN = 1 << 16   # from here the domain checks take one compiled pass (_ranges)
+_RANGE_MIN = 1 << 16   # from here the domain checks take one compiled pass (_outside)
 _RANGE: list = []
 
 
-def _ranges(v, nt):
-    """(min, max, min |v|, max |v|) of a contiguous 1-D ``v``, NaN skipped: one compiled
-    pass, parallel as the elementwise kernels are (``np.fmin``/``np.fmax`` take a pass
+def _outside(v, lo, hi, mag, nt):
+    """The number of elements of a contiguous 1-D ``v`` (of ``|v|`` when ``mag``) below
+    ``lo`` or above ``hi``, NaN not counted: one compiled pass of comparisons in ``v``'s
+    dtype, parallel as the elementwise kernels are (``np.fmin``/``np.fmax`` take a pass
     each, single-threaded, and the ±1 check an ``np.abs`` temporary)."""
     cpu = _CPU[0] if _CPU else _cpu_module()
     if not _RANGE:
-        from ._cpu.elementwise import range_array
-        _RANGE.append(cpu_kernel(range_array, "range", {}))
-    return cpu.launch(_RANGE[0], v, parallel=cpu.want_parallel("elementwise", v.size, nt),
-                      n_threads=nt)
+        from ._cpu.elementwise import outside_count
+        _RANGE.append(cpu_kernel(outside_count, "outside", {}, wide=True))
+    t = v.dtype.type
+    return int(cpu.launch(_RANGE[0], v, t(lo), t(hi), mag,
+                          parallel=cpu.want_parallel("elementwise", v.size, nt), n_threads=nt))
 
 
 def _domain_count(spec, x, y, nt=None):
@@ -103,13 +105,13 @@ def _domain_count(spec, x, y, nt=None):
     yf = y.reshape(-1)
     if yf.size >= _RANGE_MIN and check in ("ok_pm1", "ok_unit_target", "ok_unit_both") \
             and yf.flags.c_contiguous and x.flags.c_contiguous:
-        r = _ranges(yf, nt)
-        ok = (r[2] >= 1 and r[3] <= 1) if check == "ok_pm1" else (r[0] >= 0 and r[1] <= 1)
-        if ok and check == "ok_unit_both":
-            rx = _ranges(x.reshape(-1), nt)
-            ok = rx[0] >= 0 and rx[1] <= 1
-        if ok:
-            return 0
+        if check == "ok_pm1":
+            return _outside(yf, 1.0, 1.0, True, nt)
+        bad = _outside(yf, 0.0, 1.0, False, nt)
+        if check == "ok_unit_target":
+            return bad
+        if bad == 0 and _outside(x.reshape(-1), 0.0, 1.0, False, nt) == 0:
+            return 0        # (otherwise the union of the two is counted below)
     if yf.size <= 64 and check != "ok_unit_both":     # small: cheaper in Python than ufuncs
         v = yf.tolist()
         if check == "ok_pm1" and set(v) <= _PM1:

@@ -703,13 +703,19 @@ def test_uint64_labels_above_int64_are_refused_not_wrapped():
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-def test_range_pass_matches_numpy(dt):
-    from fastloss._elementwise import _ranges
+def test_outside_pass_matches_numpy(dt):
+    from fastloss._elementwise import _outside
 
     v = RNG.normal(size=100_001).astype(dt) * 3
-    v[5], v[77_777], v[-1] = np.nan, -np.inf, 40.0
-    got = _ranges(v, None)
+    v[5], v[77_777], v[-1], v[4095], v[4096] = np.nan, -np.inf, 40.0, 1.0, -1.0
     a = np.abs(v)
-    assert got == (np.fmin.reduce(v), np.fmax.reduce(v), np.fmin.reduce(a), np.fmax.reduce(a))
-    assert _ranges(v[:3000], 1)[1] == np.fmax.reduce(v[:3000])          # the serial kernel
-    assert _ranges(np.full(70_000, np.nan, dt), None) == (np.inf, -np.inf, np.inf, -np.inf)
+    for lo, hi in ((0.0, 1.0), (-2.5, 2.5), (1.0, 1.0)):
+        assert _outside(v, lo, hi, False, None) == np.count_nonzero((v < lo) | (v > hi))
+        assert _outside(v, lo, hi, True, None) == np.count_nonzero((a < lo) | (a > hi))
+        w = v[:3000]                                                    # the serial kernel
+        assert _outside(w, lo, hi, False, 1) == np.count_nonzero((w < lo) | (w > hi))
+    assert _outside(np.full(70_000, np.nan, dt), 0.0, 1.0, False, None) == 0
+    assert _outside(np.full(70_000, -np.inf, dt), 1.0, 1.0, True, None) == 70_000
+    # a bound just inside the dtype's precision: compared in the array's own dtype
+    e = np.full(70_000, np.nextafter(dt(1), dt(2)))
+    assert _outside(e, 0.0, 1.0, False, None) == 70_000

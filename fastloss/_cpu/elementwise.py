@@ -134,41 +134,32 @@ minnum = _nan_ignoring("minnum")
 maxnum = _nan_ignoring("maxnum")
 
 
-def range_array(v):
-    """(min, max, min |v|, max |v|) of a 1-D float array in float64, NaN skipped (IEEE
-    minNum/maxNum, as ``np.fmin``/``np.fmax``; ±inf and -inf for an empty or all-NaN
-    array): the domain checks of the elementwise runner in one vectorized pass, per block
-    in parallel (template: compiled by :func:`fastloss._compile.cpu_kernel`)."""
+def outside_count(v, lo, hi, mag):
+    """The number of elements ``a`` of a 1-D float array (``a = |v|`` when ``mag``) with
+    ``a < lo`` or ``a > hi``; NaN is never counted (both comparisons are false): the domain
+    checks of the elementwise runner in one vectorized pass of ordered comparisons, in the
+    array's own dtype (``lo``, ``hi`` of that dtype), per block in parallel (template:
+    compiled by :func:`fastloss._compile.cpu_kernel`)."""
     n = v.shape[0]
     nb = (n + BLK - 1) // BLK
-    r = np.empty((nb, 4))
+    r = np.empty(nb, np.int64)
     for blk in prange(nb):
-        lo = blk * BLK
-        hi = min(lo + BLK, n)
-        a0 = np.inf
-        a1 = -np.inf
-        a2 = np.inf
-        a3 = -np.inf
-        for j in range(lo, hi):
-            e = np.float64(v[np.uint64(j)])
-            a0 = minnum(a0, e)
-            a1 = maxnum(a1, e)
-            a2 = minnum(a2, abs(e))
-            a3 = maxnum(a3, abs(e))
-        r[blk, 0] = a0
-        r[blk, 1] = a1
-        r[blk, 2] = a2
-        r[blk, 3] = a3
-    b0 = np.inf
-    b1 = -np.inf
-    b2 = np.inf
-    b3 = -np.inf
+        j0 = blk * BLK
+        j1 = min(j0 + BLK, n)
+        c = np.int32(0)
+        if mag:
+            for j in range(j0, j1):
+                a = abs(v[np.uint64(j)])
+                c += np.int32((a < lo) | (a > hi))
+        else:
+            for j in range(j0, j1):
+                a = v[np.uint64(j)]
+                c += np.int32((a < lo) | (a > hi))
+        r[blk] = c
+    t = 0
     for blk in range(nb):
-        b0 = minnum(b0, r[blk, 0])
-        b1 = maxnum(b1, r[blk, 1])
-        b2 = minnum(b2, r[blk, 2])
-        b3 = maxnum(b3, r[blk, 3])
-    return b0, b1, b2, b3
+        t += r[blk]
+    return t
 
 
 def ew_kernel(x, y, w, ws, a, b, c, gscale, out_l, out_g, out_h, s_in, mm=None, nov=None):
