@@ -112,10 +112,12 @@ class Totals:
             self.min = min(self.min, float(lo))
             self.max = max(self.max, float(hi))
 
-    def add(self, values, valid=None, known_sum=None):
+    def add(self, values, valid=None, known_sum=None, known_range=None):
         """Fold one chunk (its first row on a block boundary) into the totals.
         ``known_sum``: the running total after this chunk, already formed by the loss's
-        kernel (then the chunk has no invalid rows and is not summed again here)."""
+        kernel (then the chunk has no invalid rows and is not summed again here);
+        ``known_range``: ``[min, max]`` of the chunk's values from the same kernel pass
+        (no NaN among them), so they are not scanned again."""
         v = values.reshape(-1)
         if v.size == 0:
             return
@@ -133,9 +135,12 @@ class Totals:
             self.nan += int(np.count_nonzero(isn if valid is None else isn & valid))
         self.sum = float(s)
         self.count += int(c)
-        if c:  # NumPy's vectorized min/max (NaN-propagating: then reported as NaN anyway)
-            lo = np.min(v, where=valid, initial=np.inf) if valid is not None else np.min(v)
-            hi = np.max(v, where=valid, initial=-np.inf) if valid is not None else np.max(v)
+        if c:
+            if known_range is not None and valid is None:
+                lo, hi = known_range
+            else:  # NumPy's vectorized min/max (NaN-propagating: then reported as NaN)
+                lo = np.min(v, where=valid, initial=np.inf) if valid is not None else np.min(v)
+                hi = np.max(v, where=valid, initial=-np.inf) if valid is not None else np.max(v)
             self.min = min(self.min, float(lo))
             self.max = max(self.max, float(hi))
         if self.counts is not None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import ScoreDataError, open_sink, open_sources, rechunk, release, split_spec
+from ._io import (ArraySource, ScoreDataError, open_sink, open_sources, rechunk, release,
+                  split_spec)
 
 __all__ = ["score", "ScoreResult", "ScoreDataError", "DEFAULT_CHUNK"]
 
@@ -168,7 +169,7 @@ def _round_chunk(c):
 
 def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=None,
           reduction="mean", chunk_size=None, nulls="raise", quantiles=None, progress=False,
-          n_threads=None, prefetch=2, **params):
+          n_threads=None, prefetch="auto", **params):
     """Score ``loss`` over inputs of any size, streaming; returns a :class:`ScoreResult`.
 
     Inputs (positional, in the loss's order, e.g. ``pred, target``), ``sample_weight`` too:
@@ -206,6 +207,9 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
         :func:`fastloss.set_num_threads` / :func:`fastloss.threads`, ``k >= 1``, ``-1`` all).
     prefetch
         Chunks read ahead by the reader thread (0: read in the calling thread).
+        ``"auto"``: 0 when every input is a NumPy array or memmap (the reader thread
+        would only fault pages in, and on a machine whose cores all run the kernel it
+        competes with the kernel's threads), else 2 (Parquet, Arrow, iterables, ...).
 
     ``sum`` and ``mean`` are float64 and the same bits for every ``chunk_size``, thread
     count and kind of source.  They are the in-memory call's own totals: cast to the input
@@ -251,6 +255,10 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size <= 0):
         raise ValueError(f"{fn}: chunk_size must be a positive integer; got {chunk_size!r}")
+    if not (isinstance(prefetch, str) and prefetch == "auto") and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer))
+            or prefetch < 0):
+        raise ValueError(f"{fn}: prefetch must be 'auto' or an integer >= 0; got {prefetch!r}")
 
     names = list(info.inputs)
     all_inputs = dict(zip(names, inputs))
@@ -313,11 +321,14 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
     # totals only (no per-row output, no sketch): each chunk's kernel returns its sum and
     # range without storing the per-row values (a chunk with a NaN sum is run again the
     # usual way, so that its NaNs are counted)
-    range_only = (info.kind == "elementwise" and out is None and grad_out is None
-                  and hess_out is None and not quantiles and len(names) == 2
+    two_arrays = (info.kind == "elementwise" and len(names) == 2
                   and not any(isinstance(v, np.ndarray) for v in params.values()))
+    range_only = (two_arrays and out is None and grad_out is None and hess_out is None
+                  and not quantiles)
     srcs_list = [srcs[n] for n in chunked]
     stream = rechunk(srcs_list, chunk, fn)
+    if isinstance(prefetch, str):    # "auto" (checked above)
+        prefetch = 0 if all(isinstance(s, ArraySource) for s in srcs_list) else 2
     reader = _Prefetch(stream, prefetch) if prefetch else None
     try:
         for lo, hi, got in (reader if reader is not None else stream):
@@ -365,6 +376,7 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
                         d = scratch[(key, shape, dt)] = np.empty(shape, dt)
                 bufs[key] = d
             call_in = [arrays[n] if n in arrays else all_inputs[n] for n in names]
+            mm = None
             if vals_valid == "none":
                 exact = False
                 bufs["out"][...] = 0
@@ -373,11 +385,17 @@ def score(loss, *inputs, sample_weight=None, out=None, grad_out=None, hess_out=N
                         bufs[key][...] = 0
             else:
                 exact = exact and valid is None and (lo % BLK == 0)
+                # the range of the values from the kernel's pass (two-array elementwise
+                # losses), instead of a min and a max pass over the chunk's output
+                mm = [0.0, 0.0] if exact and two_arrays else None
                 _run_chunk(info, call_in, w, params, bufs, lo, hi, fn,
-                           (ksum if ew else rk) if exact else None)
+                           (ksum if ew else rk) if exact else None, mm)
             run_sum = ksum[0] if ew else rk[0]
+            known = exact and vals_valid != "none"
             tot.add(bufs["out"].reshape(-1), _expand(valid, bufs["out"].size, k),
-                    known_sum=run_sum if (exact and vals_valid != "none") else None)
+                    known_sum=run_sum if known else None,
+                    known_range=mm if known and mm is not None and run_sum == run_sum
+                    else None)
             if mean_parts is not None and not exact:
                 if not parts_live:   # continue the running totals of the chunks before
                     mean_parts[:] = rk[1:3]
@@ -587,7 +605,7 @@ def _run_chunk_range(info, call_in, w, params, lo, hi, sum_from):
     return mm
 
 
-def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None):
+def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None, minmax=None):
     want_grad = "grad" in bufs or "hess" in bufs
     kw = dict(params)
     kw["sample_weight"] = w
@@ -596,6 +614,8 @@ def _run_chunk(info, call_in, w, params, bufs, lo, hi, fn, sum_from=None):
     if has_out:
         kw["out"] = bufs["out"]
     req = {} if sum_from is None else {"sum_from": sum_from}
+    if minmax is not None:
+        req["minmax"] = minmax
     if info.kind == "elementwise":
         # the buffers are score's (a chunk of the output, or scratch): a domain error
         # raises ScoreDataError either way, so no separate domain pass before the kernel

@@ -236,6 +236,40 @@ def test_totals_only_range_from_the_kernel_pass(dt):
     assert r.nan == 3 and np.isnan(r.sum) and np.isnan(r.min) and r.count == N
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_per_row_range_from_the_kernel_pass(dt):
+    """With a per-row output the chunk's min and max come from the kernel's pass (not from
+    a scan of the output): they equal the output's own and an independent float64 formula,
+    weights included; after a NaN chunk they are NaN, as NumPy's are, and NaNs are counted."""
+    x, y = _data(dt=dt, seed=8)
+    w = np.random.default_rng(8).uniform(0, 2, N).astype(dt)
+    w[:3000] = 0
+    for sw in (None, w, 0.5):
+        ref = _huber_ref(x, y, 0.3) * (1.0 if sw is None else sw)
+        for c in (2048, 6144):
+            out = np.full(N, 7.0, dt)
+            r = score("huber", x, y, delta=0.3, sample_weight=sw, chunk_size=c, out=out)
+            assert (r.min, r.max, r.count, r.nan) == (float(out.min()), float(out.max()), N, 0)
+            np.testing.assert_allclose([r.min, r.max], [ref.min(), ref.max()],
+                                       rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-30)
+    xn = x.copy()
+    xn[[100, 9000, 9001]] = np.nan
+    out = np.empty(N, dt)
+    r = score("huber", xn, y, chunk_size=4096, out=out)
+    assert r.nan == 3 and np.isnan(r.sum) and np.isnan(r.min) and np.isnan(r.max)
+    # the same bits whatever the read-ahead ("auto": none for arrays)
+    outs = {}
+    for pf in (0, 2, "auto"):
+        outs[pf] = np.empty(N, dt)
+        r = score("huber", x, y, chunk_size=4096, out=outs[pf], prefetch=pf)
+        outs[pf] = (r.sum, r.min, r.max, outs[pf].tobytes())
+    assert outs[0] == outs[2] == outs["auto"]
+    xn = x.copy()
+    xn[-5] = np.nan                        # NaN in the last chunk only
+    r = score("huber", xn, y, chunk_size=4096, out=out)
+    assert r.nan == 1 and np.isnan(r.min) and np.isnan(r.max) and r.count == N
+
+
 def test_quantiles_within_documented_error():
     x, y = _data(n=50_000)
     per = fastloss.sigmoid_binary_cross_entropy(x, y, reduction="none")
@@ -264,6 +298,9 @@ def test_bad_arguments_raise_before_reading():
         score("kl_divergence", x.reshape(-1, 1), y.reshape(-1, 1), hess_out=np.empty(N))
     with pytest.raises(ValueError, match="chunk_size"):
         score("huber", x, y, chunk_size=0)
+    for bad in (-1, 1.5, True, "eager"):
+        with pytest.raises(ValueError, match="prefetch must be 'auto' or an integer"):
+            score("huber", x, y, prefetch=bad)
 
 
 def _arrow():
