@@ -5,6 +5,7 @@
 # (failed) for such rows, and is empty or "~" (not significant) otherwise.
 #
 #   scripts/asv_noop_check.sh [BENCH_REGEX] [FACTOR]      # defaults: Quick 1.1
+#   ROUNDS=6 (default): processes per run, interleaved between the two runs
 #
 # Uses the current environment's Python (asv run --python=same; fastloss importable from
 # it) and the working tree's code for both runs; the two runs are labelled HEAD~1 and HEAD
@@ -28,8 +29,15 @@ json.dump(c, open(".asv-noop.json", "w"), indent=1)
 PY
 CONF=(--config .asv-noop.json)
 asv machine --yes "${CONF[@]}" >/dev/null
-for H in "$A" "$B"; do
-  asv run "${CONF[@]}" --python=same --set-commit-hash "$H" -b "$BENCH" --show-stderr
+# the rounds of the two runs interleaved (A B A B ...: one process each, samples appended),
+# so that a drift of the machine over minutes falls on both alike, as in
+# `asv continuous --interleave-rounds`
+ROUNDS="${ROUNDS:-6}"
+for ((r = 0; r < ROUNDS; r++)); do
+  for H in "$A" "$B"; do
+    asv run "${CONF[@]}" --python=same --set-commit-hash "$H" -b "$BENCH" -a rounds=1 \
+      --append-samples --show-stderr >/dev/null
+  done
 done
 OUT="$(asv compare "${CONF[@]}" --factor "$FACTOR" "$A" "$B")"
 echo "$OUT"
