@@ -240,17 +240,19 @@ def test_gradient_transforms_skip_the_value_same_bits(dt, n):
 @pytest.mark.parametrize("dt", (np.float32, np.float64))
 def test_fast_math_twins_match_the_general_math(dt):
     """A loss's ``fast`` twin (the math the CPU kernels take for some parameter values,
-    e.g. poisson_nll's defaults) gives the general math's values, gradients, Hessians and
-    sum for those values, special inputs included; other values keep the general math."""
+    e.g. poisson_nll's and sigmoid_focal's defaults) gives the general math's values,
+    gradients, Hessians and sum for those values (Poisson's bit for bit, focal's to
+    round-off), special inputs included; other values keep the general math."""
     from fastloss._elementwise import cpu_kernel_for, loss_params
     from fastloss._math.spec import ELEMENTWISE
 
     rng = np.random.default_rng(5)
     n = 3000
     specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 80.0, -80.0, 700.0, -700.0])
-    x = np.concatenate([rng.standard_normal(n) * 3, specials, np.zeros(9), specials]).astype(dt)
-    y = np.concatenate([rng.poisson(2.0, n).astype(float), np.zeros(9), specials,
-                        np.full(9, 3.0)]).astype(dt)
+    x = np.concatenate([rng.standard_normal(2 * n) * 3, specials, np.zeros(9),
+                        specials]).astype(dt)
+    y = np.concatenate([rng.poisson(2.0, n).astype(float), rng.uniform(0, 1, n), np.zeros(9),
+                        specials, np.full(9, 3.0)]).astype(dt)
     twins = [(s, vals, name) for s in ELEMENTWISE.values() for vals, name in s.fast]
     assert twins                                   # poisson_nll has one
     for spec, vals, name in twins:
@@ -266,11 +268,31 @@ def test_fast_math_twins_match_the_general_math(dt):
             runs.append((s, out, k))
         (s0, o0, k0), (s1, o1, k1) = runs
         assert k0 is not k1 and name in k1.py_func.__name__
-        assert s0 == s1 or (s0 != s0 and s1 != s1)
+        # the same operations, but with a parameter constant the compiler may fuse and
+        # reorder them differently (the kernels' fast-math flags allow contraction and
+        # reassociation): the same special values, and round-off apart elsewhere
+        # (compared inside the loss's domain: elsewhere the call raises)
+        ok = (np.ones(x.size, bool) if spec.check is None else
+              np.array([bool(spec.check(a, b, *abc)) for a, b in zip(x.tolist(), y.tolist())]))
+        assert ok.sum() > n
         for a, b in zip(o0, o1):
-            np.testing.assert_array_equal(a, b)
+            a, b = a[ok], b[ok]
+            fin = np.isfinite(a)
+            np.testing.assert_array_equal(fin, np.isfinite(b))
+            np.testing.assert_array_equal(a[~fin], b[~fin])
+            if name == "poisson_nll_rate":      # the same operations in the same order
+                np.testing.assert_array_equal(a, b)
+            else:   # focal's Hessian cancels: the rounding of its O(1) terms shows
+                np.testing.assert_allclose(a[fin], b[fin], atol=8 * np.finfo(dt).eps,
+                                           rtol=1e-13 if dt == np.float64 else 5e-5)
+        if ok.all():
+            assert s0 == pytest.approx(s1, rel=1e-13 if dt == np.float64 else 1e-6) \
+                or (s0 != s0 and s1 != s1)
     other = {"log_input": False, "full": False, "eps": 1e-8}
     spec = ELEMENTWISE["poisson_nll"]
     assert spec.math_for(loss_params(spec, other)) == "poisson_nll"
     assert spec.math_for(loss_params(spec, dict(other, log_input=True, full=True))) \
         == "poisson_nll"
+    spec = ELEMENTWISE["sigmoid_focal"]
+    assert spec.math_for(loss_params(spec, {"alpha": 0.5, "gamma": 2.0})) == "sigmoid_focal_g2"
+    assert spec.math_for(loss_params(spec, {"alpha": 0.25, "gamma": 1.5})) == "sigmoid_focal"
