@@ -32,11 +32,18 @@ def cpu_kernel_for(spec, dtype, n=PARALLEL_MIN, math=None):
     """The cached fused kernel of one loss for one dtype (compiled on first call);
     ``math``: the name of the loss's math function (``spec.math_for(params)``; None: the
     loss's own)."""
+    math = math or spec.name
     key = (spec.name, dtype_tag(dtype), n >= PARALLEL_MIN, math)
     k = _KERNEL_FOR.get(key)
     if k is None:
-        k = _KERNEL_FOR[key] = _build_kernel(spec, dtype, n, math or spec.name)
+        k = _KERNEL_FOR[key] = _build_kernel(spec, dtype, n, math)
     return k
+
+
+def kernel_for_params(spec, dtype, abc):
+    """:func:`cpu_kernel_for` with the math the checked parameter values ``abc`` select
+    (a ``fast`` twin where one matches, see ``ElementwiseSpec.math_for``)."""
+    return cpu_kernel_for(spec, dtype, math=spec.math_for(abc) if spec.fast else None)
 
 
 def _build_kernel(spec, dtype, n, math=None):
@@ -255,7 +262,7 @@ def run(spec, inputs, params, *, sample_weight=None, reduction="mean", device="a
         s, bad = (0.0 if sum_from is None else float(sum_from[0])), 0
     else:
         cpu = _CPU[0] if _CPU else _cpu_module()   # (a function-level import: ~1 µs a call)
-        kern = cpu_kernel_for(spec, dt, math=spec.fast and spec.math_for(abc) or None)
+        kern = kernel_for_params(spec, dt, abc)
         if minmax is not None:       # (otherwise omitted: the kernel without the range)
             from ._cpu.fold import BLK
             mm = (np.empty(((n + BLK - 1) // BLK, 2), dt),)

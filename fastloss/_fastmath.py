@@ -653,8 +653,8 @@ def _emit_log1p64(o, x):
 fexp_f64 = _f64_intrinsic(_emit_exp64, """exp(x), float64, branch-free.
 
 Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2 (n by add-magic rounding, r by two
-FMAs), 1 + r + r^2 Q(r) with Q of degree 9 (Estrin's scheme), then 2**n applied in two factors so that
-subnormal results are rounded once.  Within 1 ulp; +inf above 709.78, 0 where exp
+FMAs), 1 + r + r^2 Q(r) with Q of degree 9 (Estrin's scheme), then 2**n applied in two
+factors so that subnormal results are rounded once.  Within 1 ulp; +inf above 709.78, 0 where exp
 rounds to 0, NaN propagates.""")
 
 fexpn_f64 = _f64_intrinsic(_emit_expn64, """exp(x) for float64 x <= 0 (valid up to 709):
@@ -705,9 +705,8 @@ One polynomial, no range reduction, no division and no integer work: e + e (e Q(
 Q of degree 20 (``_LOG1PU64_Q``; Estrin's scheme after three Horner steps), 27 fused
 multiply-adds and multiplications against ``flog1p_f64``'s reduction, division and tail
 (float64 sigmoid BCE value + gradient, AVX-512: 15-20 % less time).  Within 1.4 ulp over
-[0, 1]
-(``tests/test_fastmath.py``); exact at 0 and 1 (log 2 correctly rounded); NaN propagates;
-arguments outside [0, 1] are not supported.""")
+[0, 1] (``tests/test_fastmath.py``); exact at 0 and 1 (log 2 correctly rounded); NaN
+propagates; arguments outside [0, 1] are not supported.""")
 
 
 # log1p(t) ~= t + t^2 Q(t) on [0, 1], Q of degree 9: a relative-error fit of log1p(t)/t

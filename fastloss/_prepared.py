@@ -164,7 +164,7 @@ def _build_elementwise(spec, inputs, params, sample_weight, reduction, n_threads
             g = np.empty(shape, dt) if grad_out is None else grad_out
             return reduce_(0.0, wsum, reduction, np.empty(shape, dt) if none else None, dt), g
         return run
-    kern = E.cpu_kernel_for(spec, dt, math=spec.fast and spec.math_for(abc) or None)
+    kern = E.kernel_for_params(spec, dt, abc)
     family_min = _cpu.PARALLEL_MIN["elementwise"]
     if n < family_min:
         probe = (x.reshape(-1), y, w, *scal, np.empty(n, dt) if none else None,

@@ -162,6 +162,27 @@ def test_poisson_variants_match_reference():
                                                      full=full), rtol=1e-12)
 
 
+def test_default_parameter_twins_match_references():
+    """The defaults that take a ``fast`` twin (focal gamma=2, Poisson log_input=True,
+    full=False) against the float64 NumPy formulas: values, and gradients and Hessians
+    against central differences of the formula."""
+    rng = np.random.default_rng(9)
+    for name, p in (("sigmoid_focal", {}), ("poisson_nll", {})):
+        x, y = make_inputs(name, 40, rng)
+        if name == "poisson_nll":
+            y = rng.poisson(3, 40).astype(float)
+        v, g = vg(name, x, y, **p)
+        _, hs = fastloss.grad_and_hessian(fn(name))(x, y, sample_weight=np.ones_like(x),
+                                                    reduction="none", **p)
+        np.testing.assert_allclose(v, ref_loss(name, x, y, **p), rtol=1e-12, atol=1e-300)
+        f = lambda t: ref_loss(name, t, y, **p)   # noqa: E731
+        d = 1e-5
+        np.testing.assert_allclose(g, (f(x + d) - f(x - d)) / (2 * d), rtol=1e-6, atol=1e-9)
+        d2 = 1e-4
+        np.testing.assert_allclose(hs, (f(x + d2) - 2 * f(x) + f(x - d2)) / d2 ** 2,
+                                   rtol=1e-4, atol=1e-6)
+
+
 def test_bce_unclipped_form():
     rng = np.random.default_rng(8)
     x, y = make_inputs("binary_cross_entropy", 30, rng)
