@@ -26,8 +26,8 @@ Public API (usable from ``@njit`` code, any fastmath flags, any error model)::
   on AVX-512 they cost about 1/7 (exp) to 1/35 (log1p) of the libm calls.
 * Called from plain Python they simply return the ``math`` module result.
 
-The float32 kernels are also available directly as ``fexp_f32``,
-``flog_f32`` and ``flog1p_f32`` (``njit(inline='always')``: they are inlined into the cached kernels,
+The float32 kernels are also available directly as ``fexp_f32``, ``flog_f32`` and
+``flog1p_f32`` (``njit(inline='always')``: they are inlined into the cached kernels,
 float32 only), the float64 ones as the intrinsics named above (float64 only).
 
 Design notes
@@ -654,8 +654,8 @@ fexp_f64 = _f64_intrinsic(_emit_exp64, """exp(x), float64, branch-free.
 
 Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2 (n by add-magic rounding, r by two
 FMAs), 1 + r + r^2 Q(r) with Q of degree 9 (Estrin's scheme), then 2**n applied in two
-factors so that subnormal results are rounded once.  Within 1 ulp; +inf above 709.78, 0 where exp
-rounds to 0, NaN propagates.""")
+factors so that subnormal results are rounded once.  Within 1 ulp; +inf above 709.78, 0
+where exp rounds to 0, NaN propagates.""")
 
 fexpn_f64 = _f64_intrinsic(_emit_expn64, """exp(x) for float64 x <= 0 (valid up to 709):
 the exponentials of softmax-like terms.
